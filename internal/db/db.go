@@ -1,0 +1,241 @@
+// Package db owns the database: the pgx pool (with pgvector types) and the
+// migrations — docpipe's own schema (goose, embedded SQL) and River's tables.
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for goose
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Schema is the name of docpipe's schema.
+const Schema = "upload_pipeline"
+
+// gooseTable keeps goose's bookkeeping next to the schema it describes.
+const gooseTable = "public.docpipe_goose_version"
+
+// Open returns a pool whose connections understand pgvector types. The vector
+// extension must exist (run Migrate first).
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", redact(err))
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		return pgxvec.RegisterTypes(ctx, c)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// redact drops the connection string from pgx parse errors (it may hold a password).
+func redact(err error) error {
+	return errors.New("malformed connection string")
+}
+
+func gooseProvider(sqlDB *sql.DB) (*goose.Provider, error) {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectPostgres, sqlDB, sub,
+		goose.WithTableName(gooseTable), goose.WithSessionLocker(locker))
+}
+
+// Migrate brings both the docpipe schema and River's tables to the newest version.
+// Concurrent callers are safe: goose holds a session advisory lock, River migrates in a
+// transaction.
+func Migrate(ctx context.Context, url string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return fmt.Errorf("open database: %w", redact(err))
+	}
+	defer sqlDB.Close()
+	p, err := gooseProvider(sqlDB)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", Schema, err)
+	}
+	for _, r := range res {
+		log.Info("migration applied", "schema", Schema, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+	}
+	return riverMigrate(ctx, url, rivermigrate.DirectionUp, log)
+}
+
+func riverMigrate(ctx context.Context, url string, dir rivermigrate.Direction, log *slog.Logger) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("open database: %w", redact(err))
+	}
+	defer pool.Close()
+	m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	opts := &rivermigrate.MigrateOpts{}
+	if dir == rivermigrate.DirectionDown {
+		opts.TargetVersion = -1
+	}
+	res, err := m.Migrate(ctx, dir, opts)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	for _, v := range res.Versions {
+		log.Info("migration applied", "schema", "river", "version", v.Version, "direction", string(dir))
+	}
+	return nil
+}
+
+// MigrateDown rolls docpipe's schema back by one version (River's tables are left alone
+// unless all is set, which also removes River's tables and every queued job).
+func MigrateDown(ctx context.Context, url string, all bool, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return fmt.Errorf("open database: %w", redact(err))
+	}
+	defer sqlDB.Close()
+	p, err := gooseProvider(sqlDB)
+	if err != nil {
+		return err
+	}
+	if all {
+		if _, err := p.DownTo(ctx, 0); err != nil {
+			return fmt.Errorf("migrate %s down: %w", Schema, err)
+		}
+		return riverMigrate(ctx, url, rivermigrate.DirectionDown, log)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		return fmt.Errorf("migrate %s down: %w", Schema, err)
+	}
+	return nil
+}
+
+// MigrationState is one line of `docpipe migrate status`.
+type MigrationState struct {
+	Component string // "upload_pipeline" or "river"
+	Version   int64
+	Name      string
+	Applied   bool
+}
+
+// Status lists every known migration and whether it is applied.
+func Status(ctx context.Context, url string) ([]MigrationState, error) {
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", redact(err))
+	}
+	defer sqlDB.Close()
+	p, err := gooseProvider(sqlDB)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s migration status: %w", Schema, err)
+	}
+	var out []MigrationState
+	for _, s := range st {
+		out = append(out, MigrationState{Component: Schema, Version: s.Source.Version, Name: s.Source.Path, Applied: s.State == goose.StateApplied})
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]bool{}
+	if existing, err := m.ExistingVersions(ctx); err == nil {
+		for _, v := range existing {
+			applied[v.Version] = true
+		}
+	}
+	for _, v := range m.AllVersions() {
+		out = append(out, MigrationState{Component: "river", Version: int64(v.Version), Name: v.Name, Applied: applied[v.Version]})
+	}
+	return out, nil
+}
+
+// AtHead reports whether every migration (docpipe's and River's) is applied.
+func AtHead(ctx context.Context, url string) (bool, error) {
+	st, err := Status(ctx, url)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range st {
+		if !s.Applied {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// MigrationsHash identifies the schema the migrations produce (for test template databases).
+func MigrationsHash() (string, error) {
+	h := sha256.New()
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return "", err
+		}
+		h.Write([]byte(n))
+		h.Write(b)
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(nil), nil)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range m.AllVersions() {
+		fmt.Fprintf(h, "river:%d:%s\n", v.Version, v.SQLUp)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
