@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/docpipe/docpipe/internal/pipeline"
+)
+
+type ingestResult struct {
+	File      string            `json:"file"`
+	Duplicate bool              `json:"duplicate"`
+	Error     string            `json:"error,omitempty"`
+	Job       *pipeline.JobInfo `json:"job,omitempty"`
+}
+
+func ingestCmd() *cobra.Command {
+	var (
+		userFlag string
+		noWait   bool
+		noWork   bool
+		asJSON   bool
+		timeout  time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "ingest PATH...",
+		Short: "Store files (or every file under folders), queue them, and wait for the pipeline (direct mode)",
+		Long: `ingest stores each file in the local blob store, creates its document and pipeline
+run, and (unless --no-wait) shows a progress bar per file until every run ends, then a
+summary. By default it also runs a worker in this process (--no-work leaves the work
+to separately running 'docpipe worker' processes). Exit status 1 if any file failed.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			a, err := setup(ctx)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			user := a.cfg.UserID
+			if userFlag != "" {
+				user = userFlag
+			}
+			userID, err := uuid.Parse(user)
+			if err != nil {
+				return fmt.Errorf("--user: %q is not a UUID", user)
+			}
+			files, err := expandPaths(args)
+			if err != nil {
+				return err
+			}
+			if !noWait && !noWork {
+				if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+					return err
+				}
+				defer a.pipe.Stop(context.Background())
+			}
+			results := make([]ingestResult, len(files))
+			var jobs []uuid.UUID
+			var idx []int
+			for i, f := range files {
+				results[i].File = f
+				data, err := os.ReadFile(f)
+				if err != nil {
+					results[i].Error = err.Error()
+					continue
+				}
+				sub, err := a.pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: filepath.Base(f), Data: data})
+				if err != nil {
+					results[i].Error = err.Error()
+					continue
+				}
+				results[i].Duplicate = sub.Duplicate
+				jobs = append(jobs, sub.JobID)
+				idx = append(idx, i)
+			}
+			if !noWait {
+				wctx := ctx
+				if timeout > 0 {
+					var cancel context.CancelFunc
+					wctx, cancel = context.WithTimeout(ctx, timeout)
+					defer cancel()
+				}
+				waitAll(wctx, a, files, jobs, idx, results, asJSON)
+			} else {
+				for k, id := range jobs {
+					if ji, err := pipeline.GetJob(ctx, a.pool, id); err == nil {
+						results[idx[k]].Job = &ji
+					}
+				}
+			}
+			failed := printIngestSummary(cmd.OutOrStdout(), results, asJSON)
+			if failed > 0 {
+				return fmt.Errorf("%d of %d file(s) did not complete", failed, len(results))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&userFlag, "user", "", "user id to ingest as (default DOCPIPE_USER_ID)")
+	c.Flags().BoolVar(&noWait, "no-wait", false, "queue and return without waiting")
+	c.Flags().BoolVar(&noWork, "no-work", false, "do not run a worker in this process")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up waiting after this long")
+	return c
+}
+
+func expandPaths(args []string) ([]string, error) {
+	var files []string
+	for _, p := range args {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() && d.Name()[0] != '.' {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// waitAll follows every run to its end: progress bars on a terminal, one line per
+// status change otherwise.
+func waitAll(ctx context.Context, a *app, files []string, jobs []uuid.UUID, idx []int, results []ingestResult, quiet bool) {
+	tty := isTerminal(os.Stderr) && !quiet
+	var p *mpb.Progress
+	if tty {
+		p = mpb.NewWithContext(ctx, mpb.WithOutput(os.Stderr), mpb.WithWidth(30))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for k, id := range jobs {
+		i := idx[k]
+		name := filepath.Base(files[i])
+		var bar *mpb.Bar
+		var status string
+		if tty {
+			bar = p.AddBar(100, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-28.28s", name))),
+				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
+					mu.Lock()
+					defer mu.Unlock()
+					return " " + status
+				})))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ji, err := pipeline.Wait(ctx, a.pool, id, func(ji pipeline.JobInfo) {
+				if bar != nil {
+					mu.Lock()
+					status = ji.Status
+					mu.Unlock()
+					if ji.Percent >= 0 {
+						bar.SetCurrent(int64(ji.Percent))
+					}
+				} else if !quiet {
+					fmt.Fprintf(os.Stderr, "%s: %s %.0f%%\n", name, ji.Status, max(ji.Percent, 0))
+				}
+			})
+			if bar != nil {
+				bar.Abort(false)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			results[i].Job = &ji
+			if err != nil {
+				results[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	if p != nil {
+		p.Wait()
+	}
+}
+
+func printIngestSummary(w io.Writer, results []ingestResult, asJSON bool) (failed int) {
+	for _, r := range results {
+		if r.Error != "" || r.Job == nil || (r.Job.Status != pipeline.StatusComplete && r.Job.Status != pipeline.StatusDuplicate && pipeline.Terminal(r.Job.Status)) {
+			failed++
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+		return failed
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tDOCUMENT\tJOB\tSTATUS\tPAGES\tCHUNKS\tNOTE")
+	for _, r := range results {
+		if r.Job == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\terror\t-\t-\t%s\n", r.File, r.Error)
+			continue
+		}
+		note := r.Error
+		if r.Duplicate {
+			note = "already uploaded: existing document"
+		}
+		if len(r.Job.LastError) > 0 && r.Job.State == pipeline.StateDeadletter {
+			var le struct{ Code, Message string }
+			_ = json.Unmarshal(r.Job.LastError, &le)
+			note = le.Code + ": " + le.Message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.File, r.Job.DocumentID, r.Job.JobID, r.Job.Status, r.Job.Pages, r.Job.ChunksTotal, note)
+	}
+	tw.Flush()
+	return failed
+}

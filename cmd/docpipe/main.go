@@ -1,0 +1,142 @@
+// Command docpipe is the one binary of docpipe: workers, the ingest CLI, migrations,
+// search, job management and development helpers are its subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/docpipe/docpipe/internal/chunk"
+	"github.com/docpipe/docpipe/internal/config"
+	"github.com/docpipe/docpipe/internal/db"
+	"github.com/docpipe/docpipe/internal/embed"
+	"github.com/docpipe/docpipe/internal/parse"
+	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/storage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := rootCmd()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "docpipe:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "docpipe",
+		Short:         "docpipe turns uploaded documents into searchable, embedded chunks in Postgres",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd())
+	return root
+}
+
+// loadConfig reads the environment; every problem is reported at once.
+func loadConfig() (config.Config, error) {
+	cfg, problems := config.FromEnv()
+	if len(problems) > 0 {
+		var b strings.Builder
+		b.WriteString("configuration problems:")
+		for _, p := range problems {
+			b.WriteString("\n  " + p.Message)
+		}
+		b.WriteString("\n(run `docpipe config check` for the full picture)")
+		return cfg, errors.New(b.String())
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// app is the wired-up set of parts a command uses.
+type app struct {
+	cfg      config.Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	pipe     *pipeline.Pipeline
+	parser   *parse.Local
+	embedder embed.Embedder
+}
+
+func (a *app) Close() {
+	if a.parser != nil {
+		a.parser.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
+
+// newApp connects to the database and builds the pipeline.
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	if cfg.EmbedProvider != "local" {
+		return nil, fmt.Errorf("DOCPIPE_EMBED_PROVIDER=%s is not available in this build yet; use local", cfg.EmbedProvider)
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL, int32(cfg.WorkerConcurrency*2+8))
+	if err != nil {
+		return nil, fmt.Errorf("%w (is DATABASE_URL right, and did `docpipe migrate up` run?)", err)
+	}
+	a := &app{cfg: cfg, log: log, pool: pool}
+	store, err := storage.NewLocal(cfg.DataDir)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.parser = parse.NewLocal(parse.Options{
+		CacheDir: filepath.Join(cfg.CacheDir, "wazero"), MaxPages: cfg.MaxPages, Workers: cfg.ParseWorkers,
+	})
+	chunker, err := chunk.New(chunk.Options{MaxTokens: cfg.ChunkTokens, OverlapTokens: cfg.ChunkOverlap})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.embedder, err = embed.NewLocal(cfg.EmbedDims)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.pipe, err = pipeline.New(pipeline.Deps{
+		Pool: pool, Store: store, Parser: a.parser, Chunker: chunker, Embedder: a.embedder, Log: log,
+	}, pipeline.Options{
+		Workers: cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, EmbedBatch: cfg.EmbedBatch, EmbedBatchDelay: cfg.EmbedBatchDelay,
+		MaxUploadBytes: cfg.MaxUploadBytes, ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// setup is loadConfig + newLogger + newApp.
+func setup(ctx context.Context) (*app, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return newApp(ctx, cfg, newLogger(cfg))
+}

@@ -1,0 +1,388 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docpipe/docpipe/internal/chunk"
+	"github.com/docpipe/docpipe/internal/dbtest"
+	"github.com/docpipe/docpipe/internal/embed"
+	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/parse"
+	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/storage"
+)
+
+const corpus = "../../../shared/corpus"
+
+var user = uuid.MustParse("00000000-0000-4000-8000-0000000000aa")
+
+var (
+	parserOnce sync.Once
+	parser     *parse.Local
+)
+
+// sharedParser is one pdfium pool for the whole test binary (its first start is slow).
+func sharedParser() *parse.Local {
+	parserOnce.Do(func() {
+		parser = parse.NewLocal(parse.Options{CacheDir: filepath.Join(os.TempDir(), "docpipe-test-wazero"), Workers: 2})
+	})
+	return parser
+}
+
+type env struct {
+	pool  *pgxpool.Pool
+	url   string
+	store storage.Store
+	pipes []*pipeline.Pipeline
+}
+
+type setupOpts struct {
+	workers  int // pipelines (River clients) on the same database
+	embedder embed.Embedder
+	opts     pipeline.Options
+}
+
+func newEnv(t *testing.T, so setupOpts) *env {
+	t.Helper()
+	pool, url := dbtest.Pool(t)
+	store, err := storage.NewLocal(t.TempDir())
+	dbtest.Must(t, err, "store")
+	ch, err := chunk.New(chunk.Options{MaxTokens: 512, OverlapTokens: 64})
+	dbtest.Must(t, err, "chunker")
+	if so.embedder == nil {
+		so.embedder, err = embed.NewLocal(1536)
+		dbtest.Must(t, err, "embedder")
+	}
+	if so.workers == 0 {
+		so.workers = 1
+	}
+	o := so.opts
+	if o.RetryBase == 0 {
+		o.RetryBase, o.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	}
+	e := &env{pool: pool, url: url, store: store}
+	for range so.workers {
+		p, err := pipeline.New(pipeline.Deps{Pool: pool, Store: store, Parser: sharedParser(), Chunker: ch, Embedder: so.embedder}, o)
+		dbtest.Must(t, err, "pipeline")
+		dbtest.Must(t, p.Start(context.Background()), "start")
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = p.Stop(ctx)
+		})
+		e.pipes = append(e.pipes, p)
+	}
+	return e
+}
+
+func (e *env) submit(t *testing.T, name string, data []byte) pipeline.Submitted {
+	t.Helper()
+	s, err := e.pipes[0].Submit(context.Background(), pipeline.Submission{UserID: user, Filename: name, Data: data})
+	dbtest.Must(t, err, "submit %s", name)
+	return s
+}
+
+func (e *env) wait(t *testing.T, jobID uuid.UUID, d time.Duration) pipeline.JobInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	ji, err := pipeline.Wait(ctx, e.pool, jobID, nil)
+	if err != nil {
+		t.Fatalf("wait for job %s: %v (last status %s)", jobID, err, ji.Status)
+	}
+	return ji
+}
+
+func (e *env) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	dbtest.Must(t, e.pool.QueryRow(context.Background(), sql, args...).Scan(&n), "count %s", sql)
+	return n
+}
+
+func readCorpus(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(corpus, name))
+	if err != nil {
+		t.Skipf("corpus file %s not available: %v", name, err)
+	}
+	return b
+}
+
+func chunkSHAs(t *testing.T, e *env, docID uuid.UUID) []string {
+	t.Helper()
+	rows, err := e.pool.Query(context.Background(), `SELECT chunk_sha FROM upload_pipeline.document_chunks WHERE document_id = $1 ORDER BY chunk_ord`, docID)
+	dbtest.Must(t, err, "chunk shas")
+	var out []string
+	for rows.Next() {
+		var s string
+		dbtest.Must(t, rows.Scan(&s), "scan")
+		out = append(out, s)
+	}
+	return out
+}
+
+// 1. The 232-page PDF completes, deterministically, and is searchable.
+func TestLargePDFDeterministicAndSearchable(t *testing.T) {
+	t.Parallel()
+	data := readCorpus(t, "scan_classic_hmo.pdf")
+	var runs [][]string
+	for i := range 2 {
+		e := newEnv(t, setupOpts{})
+		s := e.submit(t, "scan_classic_hmo.pdf", data)
+		ji := e.wait(t, s.JobID, 3*time.Minute)
+		if ji.Status != pipeline.StatusComplete {
+			t.Fatalf("run %d: status %s, last error %s", i, ji.Status, ji.LastError)
+		}
+		if ji.Pages != 232 {
+			t.Errorf("run %d: pages = %d, want 232", i, ji.Pages)
+		}
+		shas := chunkSHAs(t, e, s.DocumentID)
+		if len(shas) < 100 || len(shas) != ji.ChunksTotal {
+			t.Fatalf("run %d: %d chunks published, progress says %d", i, len(shas), ji.ChunksTotal)
+		}
+		if n := e.count(t, `SELECT count(*) FROM upload_pipeline.document_chunk_buffer`) + e.count(t, `SELECT count(*) FROM upload_pipeline.document_vector_buffer`); n != 0 {
+			t.Errorf("run %d: %d rows left in the buffers after finalize", i, n)
+		}
+		emb, _ := embed.NewLocal(1536)
+		hits, err := pipeline.Search(context.Background(), e.pool, emb, &user, "deductible", 5)
+		dbtest.Must(t, err, "search")
+		if len(hits) == 0 {
+			t.Fatal("search deductible: no hits")
+		}
+		for _, h := range hits {
+			if h.DocumentID != s.DocumentID || !strings.Contains(strings.ToLower(h.Text), "deductible") {
+				t.Fatalf("search deductible: hit %d (score %.3f) does not mention it:\n%s", h.Ord, h.Score, h.Text)
+			}
+		}
+		runs = append(runs, shas)
+	}
+	if !slices.Equal(runs[0], runs[1]) {
+		t.Fatalf("chunking is not deterministic: %d vs %d chunks", len(runs[0]), len(runs[1]))
+	}
+}
+
+// 2. The same file twice for the same user: one document, one run, one set of chunks.
+func TestSameFileTwiceIsOneDocument(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, setupOpts{})
+	data := []byte("# Policy\n\nThe annual deductible is $500 per member.\n")
+	var wg sync.WaitGroup
+	subs := make([]pipeline.Submitted, 4)
+	for i := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			subs[i] = e.submit(t, fmt.Sprintf("copy-%d.md", i), data)
+		}()
+	}
+	wg.Wait()
+	dups := 0
+	for _, s := range subs {
+		if s.DocumentID != subs[0].DocumentID || s.JobID != subs[0].JobID {
+			t.Fatalf("different ids for the same bytes: %+v", subs)
+		}
+		if s.Duplicate {
+			dups++
+		}
+	}
+	if dups != len(subs)-1 {
+		t.Errorf("%d submissions reported duplicate, want %d", dups, len(subs)-1)
+	}
+	ji := e.wait(t, subs[0].JobID, time.Minute)
+	if ji.Status != pipeline.StatusComplete {
+		t.Fatalf("status %s", ji.Status)
+	}
+	again := e.submit(t, "again.md", data)
+	if !again.Duplicate || again.JobID != subs[0].JobID || again.Status != pipeline.StatusComplete {
+		t.Fatalf("resubmit after completion: %+v", again)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.documents`); n != 1 {
+		t.Errorf("documents = %d, want 1", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.upload_jobs`); n != 1 {
+		t.Errorf("upload_jobs = %d, want 1", n)
+	}
+	if n, want := e.count(t, `SELECT count(*) FROM upload_pipeline.document_chunks`), ji.ChunksTotal; n != want || n == 0 {
+		t.Errorf("document_chunks = %d, want %d", n, want)
+	}
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'docpipe.parse'`); n != 1 {
+		t.Errorf("parse jobs = %d, want 1", n)
+	}
+	// Different bytes with the same parsed content → duplicate status, nothing embedded twice.
+	dup := e.submit(t, "copy.txt", []byte("# Policy\r\n\r\n\r\nThe annual deductible is $500 per member.   \r\n"))
+	if dup.Duplicate {
+		t.Fatal("different bytes reported as the same upload")
+	}
+	dji := e.wait(t, dup.JobID, time.Minute)
+	if dji.Status != pipeline.StatusDuplicate {
+		t.Fatalf("same parsed content: status %s, want duplicate", dji.Status)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = $1`, dup.DocumentID); n != 0 {
+		t.Errorf("duplicate content was chunked: %d chunks", n)
+	}
+}
+
+// 4. Four workers drain 200 small documents: each completes once; no run is worked by
+// two workers at the same time.
+func TestConcurrentWorkersDrainBacklog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, setupOpts{workers: 4, opts: pipeline.Options{Workers: 4}})
+	const n = 200
+	jobs := make([]uuid.UUID, n)
+	for i := range n {
+		jobs[i] = e.submit(t, fmt.Sprintf("doc-%03d.md", i), fmt.Appendf(nil, "# Document %d\n\nCoverage note number %d: copay applies to visit type %d.\n", i, i, i%7)).JobID
+	}
+	for _, id := range jobs {
+		if ji := e.wait(t, id, 2*time.Minute); ji.Status != pipeline.StatusComplete {
+			t.Fatalf("job %s: %s %s", id, ji.Status, ji.LastError)
+		}
+	}
+	// Every stage finished exactly once per run.
+	if got := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE type = 'stage_done' AND code = 'STAGE_DONE'`); got != n*5 {
+		t.Errorf("stage_done events = %d, want %d", got, n*5)
+	}
+	if got := e.count(t, `SELECT count(*) FROM (SELECT job_id, stage FROM upload_pipeline.events WHERE code = 'STAGE_DONE' GROUP BY 1, 2 HAVING count(*) > 1) x`); got != 0 {
+		t.Errorf("%d (run, stage) pairs finished more than once", got)
+	}
+	// No two stage attempts of the same run overlap in time: each start comes after the
+	// previous attempt's end (events are written in commit order per run).
+	overlaps := e.count(t, `
+		WITH ev AS (
+			SELECT job_id, type, ts, lag(type) OVER (PARTITION BY job_id ORDER BY ts, event_id) AS prev
+			FROM upload_pipeline.events WHERE type IN ('stage_started', 'stage_done') AND code IN ('STAGE_STARTED', 'STAGE_DONE'))
+		SELECT count(*) FROM ev WHERE type = 'stage_started' AND prev = 'stage_started'`)
+	if overlaps != 0 {
+		t.Errorf("%d stage attempts started while another attempt on the same run was open", overlaps)
+	}
+	workers := e.count(t, `SELECT count(DISTINCT worker_id) FROM upload_pipeline.events WHERE type = 'stage_started'`)
+	if workers < 2 {
+		t.Errorf("work spread over %d workers, want several", workers)
+	}
+	if got := e.count(t, `SELECT count(*) FROM upload_pipeline.document_chunks`); got < n {
+		t.Errorf("document_chunks = %d, want >= %d", got, n)
+	}
+}
+
+// flaky fails on demand, then embeds for real.
+type flaky struct {
+	embed.Embedder
+	transientLeft atomic.Int32 // fail this many calls transiently
+	permanent     atomic.Bool  // fail every call permanently
+	calls         atomic.Int32
+}
+
+func (f *flaky) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	f.calls.Add(1)
+	if f.permanent.Load() {
+		return nil, fault.Permanentf("INSUFFICIENT_QUOTA", "the embedding account has no quota left")
+	}
+	if f.transientLeft.Add(-1) >= 0 {
+		return nil, fault.Transientf("UPSTREAM_503", "the embedding service answered 503")
+	}
+	return f.Embedder.Embed(ctx, texts)
+}
+
+// 5. Transient failures are retried; permanent ones dead-letter with their reason and
+// can be re-driven.
+func TestEmbedFailuresRetryDeadletterRedrive(t *testing.T) {
+	t.Parallel()
+	local, _ := embed.NewLocal(1536)
+	f := &flaky{Embedder: local}
+	e := newEnv(t, setupOpts{embedder: f, opts: pipeline.Options{MaxAttempts: 4}})
+
+	f.transientLeft.Store(2)
+	s := e.submit(t, "transient.md", []byte("# Transient\n\nThis one succeeds on the third embedding attempt.\n"))
+	ji := e.wait(t, s.JobID, time.Minute)
+	if ji.Status != pipeline.StatusComplete || ji.RetryCount != 2 {
+		t.Fatalf("after transient failures: status %s retries %d (%s)", ji.Status, ji.RetryCount, ji.LastError)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND type = 'retry' AND code = 'UPSTREAM_503'`, s.JobID); n != 2 {
+		t.Errorf("retry events = %d, want 2", n)
+	}
+
+	f.permanent.Store(true)
+	s2 := e.submit(t, "permanent.md", []byte("# Permanent\n\nThis one hits a permanent embedding error.\n"))
+	ji = e.wait(t, s2.JobID, time.Minute)
+	if ji.Status != pipeline.StatusFailedEmbedding || ji.State != pipeline.StateDeadletter {
+		t.Fatalf("after permanent failure: %s/%s", ji.Status, ji.State)
+	}
+	if !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") || !strings.Contains(string(ji.LastError), "no quota left") {
+		t.Errorf("last_error = %s", ji.LastError)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND type = 'deadletter'`, s2.JobID); n != 1 {
+		t.Errorf("deadletter events = %d, want 1", n)
+	}
+	if _, err := e.pipes[0].Retry(context.Background(), s.JobID); !errors.Is(err, pipeline.ErrNotDeadLettered) {
+		t.Errorf("retry of a complete run: err = %v", err)
+	}
+
+	f.permanent.Store(false)
+	status, err := e.pipes[0].Retry(context.Background(), s2.JobID)
+	dbtest.Must(t, err, "retry")
+	if status != pipeline.StatusEmbeddingQueued {
+		t.Errorf("re-driven to %s, want %s", status, pipeline.StatusEmbeddingQueued)
+	}
+	ji = e.wait(t, s2.JobID, time.Minute)
+	if ji.Status != pipeline.StatusComplete {
+		t.Fatalf("after re-drive: %s %s", ji.Status, ji.LastError)
+	}
+}
+
+// 7. Every corrupt file in the corpus (and other bad input) ends in failed_parse with a
+// reason a person can read.
+func TestBadInputFailsParseReadably(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, setupOpts{})
+	inputs := map[string][]byte{
+		"empty.pdf":   {},
+		"garbage.bin": {0x00, 0xff, 0x13, 0x37, 0x00, 0x9c, 0x01, 0x02, 0x00, 0x00, 0xfe},
+	}
+	entries, err := os.ReadDir(corpus)
+	if err != nil {
+		t.Skipf("corpus not available: %v", err)
+	}
+	for _, ent := range entries {
+		if strings.HasPrefix(ent.Name(), "corrupt-") {
+			inputs[ent.Name()] = readCorpus(t, ent.Name())
+		}
+	}
+	if len(inputs) < 5 {
+		t.Fatalf("expected the corpus' corrupt files, got %d inputs", len(inputs))
+	}
+	for name, data := range inputs {
+		s := e.submit(t, name, data)
+		ji := e.wait(t, s.JobID, time.Minute)
+		if ji.Status != pipeline.StatusFailedParse || ji.State != pipeline.StateDeadletter {
+			t.Errorf("%s: status %s/%s, want failed_parse/deadletter", name, ji.Status, ji.State)
+			continue
+		}
+		var le struct {
+			Code, Message, Stage string
+			Retryable            bool
+		}
+		dbtest.Must(t, json.Unmarshal(ji.LastError, &le), "last_error")
+		if le.Retryable || le.Stage != "parse" || le.Code == "" || len(le.Message) < 15 ||
+			strings.Contains(le.Message, "panic") || strings.Contains(le.Message, "goroutine") || strings.Contains(le.Message, ".go:") {
+			t.Errorf("%s: last_error %s", name, ji.LastError)
+		}
+		if ji.RetryCount != 0 {
+			t.Errorf("%s: a permanent parse failure was retried %d times", name, ji.RetryCount)
+		}
+		t.Logf("%s → %s: %s", name, le.Code, le.Message)
+	}
+}

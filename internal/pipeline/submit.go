@@ -1,0 +1,217 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/docpipe/docpipe/internal/parse"
+	"github.com/docpipe/docpipe/internal/storage"
+)
+
+// Submission is one uploaded file.
+type Submission struct {
+	UserID   uuid.UUID
+	Filename string // shown to people only; never used in storage paths
+	Data     []byte
+}
+
+// Submitted says what happened to a submission.
+type Submitted struct {
+	DocumentID uuid.UUID
+	JobID      uuid.UUID
+	Duplicate  bool // the same user already uploaded the same bytes: nothing new was created
+	Status     string
+}
+
+// Submit stores the bytes, then creates the document and its run and queues parsing,
+// all in one transaction. The same user submitting the same bytes again gets the
+// existing document and run back, never a second pipeline run.
+func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) {
+	// Empty and malformed files are accepted here on purpose: the parse stage fails
+	// them with a readable reason, visible in the run's status and events.
+	if int64(len(s.Data)) > p.opts.MaxUploadBytes {
+		return Submitted{}, fmt.Errorf("file is %d bytes, over the %d-byte upload limit", len(s.Data), p.opts.MaxUploadBytes)
+	}
+	sum := sha256.Sum256(s.Data)
+	fileSHA := hex.EncodeToString(sum[:])
+	docID := DocumentID(s.UserID, fileSHA)
+	if existing, err := p.existing(ctx, docID); err == nil {
+		return existing, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return Submitted{}, err
+	}
+
+	// Bytes first: a document enters `uploaded` only after its bytes are stored and verified.
+	key := storage.RawKey(s.UserID, docID)
+	obj, err := p.store.Put(ctx, key, bytes.NewReader(s.Data))
+	if err != nil {
+		return Submitted{}, fmt.Errorf("store upload: %w", err)
+	}
+	if obj.SHA256 != fileSHA || obj.Size != int64(len(s.Data)) {
+		return Submitted{}, fmt.Errorf("stored object %s does not match the upload (sha256 %s, want %s)", key, obj.SHA256, fileSHA)
+	}
+	mime, sniffErr := parse.Sniff(s.Data, s.Filename)
+	if sniffErr != nil {
+		mime = "application/octet-stream"
+	}
+	name := SanitizeFilename(s.Filename)
+	jobID := uuid.Must(uuid.NewV7())
+	corrID := uuid.New()
+
+	var out Submitted
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.documents
+			(document_id, user_id, filename, mime, bytes_len, file_sha256, raw_path)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, file_sha256) DO NOTHING`,
+			docID, s.UserID, name, mime, len(s.Data), fileSHA, key)
+		if err != nil {
+			return fmt.Errorf("insert document: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errDuplicate // a concurrent submit won; report its run
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, status, state, correlation_id)
+			VALUES ($1, $2, 'uploaded', 'queued', $3)`, jobID, docID, corrID); err != nil {
+			return fmt.Errorf("insert upload job: %w", err)
+		}
+		ev := eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "stage_done", stage: "upload", severity: "info",
+			code: "UPLOAD_ACCEPTED", payload: map[string]any{"bytes": len(s.Data), "mime": mime, "file_sha256": fileSHA}}
+		if err := insertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET status = 'parse_queued',
+			progress = jsonb_build_object('percent', $2::float8, 'stage', 'parse') WHERE job_id = $1`, jobID, Percent(StatusParseQueued, 0, 0)); err != nil {
+			return err
+		}
+		if err := p.enqueue(ctx, tx, stageParse, jobID); err != nil {
+			return err
+		}
+		out = Submitted{DocumentID: docID, JobID: jobID, Status: StatusParseQueued}
+		return nil
+	})
+	if errors.Is(err, errDuplicate) {
+		return p.existing(ctx, docID)
+	}
+	if err != nil {
+		return Submitted{}, err
+	}
+	p.log.Info("document submitted", "document_id", docID, "job_id", jobID, "correlation_id", corrID, "bytes", len(s.Data), "mime", mime)
+	return out, nil
+}
+
+var errDuplicate = errors.New("duplicate upload")
+
+func (p *Pipeline) existing(ctx context.Context, docID uuid.UUID) (Submitted, error) {
+	out := Submitted{DocumentID: docID, Duplicate: true}
+	err := p.pool.QueryRow(ctx, `SELECT job_id, status FROM upload_pipeline.upload_jobs
+		WHERE document_id = $1 ORDER BY created_at DESC LIMIT 1`, docID).Scan(&out.JobID, &out.Status)
+	return out, err
+}
+
+// SanitizeFilename keeps a file name fit for display: base name only, no control
+// characters, at most 200 runes.
+func SanitizeFilename(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	if r := []rune(name); len(r) > 200 {
+		name = string(r[:200])
+	}
+	if name == "" || name == "." || name == "/" {
+		name = "unnamed"
+	}
+	return name
+}
+
+// ErrNotDeadLettered is returned by Retry for a run that is not dead-lettered.
+var ErrNotDeadLettered = errors.New("the job is not dead-lettered")
+
+// ErrNotFound is returned for an unknown job or document.
+var ErrNotFound = errors.New("not found")
+
+// Retry re-drives a dead-lettered run: it goes back to the entry status of the stage
+// that failed, and that stage's job is queued again, in one transaction.
+func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (string, error) {
+	var status, state string
+	var docID, corrID uuid.UUID
+	var le []byte
+	var entry string
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT status, state, document_id, correlation_id, last_error
+			FROM upload_pipeline.upload_jobs WHERE job_id = $1 FOR UPDATE`, jobID).Scan(&status, &state, &docID, &corrID, &le)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if state != StateDeadletter {
+			return fmt.Errorf("%w (status %s, state %s)", ErrNotDeadLettered, status, state)
+		}
+		var last lastError
+		_ = json.Unmarshal(le, &last)
+		s := stageByName(last.Stage)
+		if s == nil {
+			s = map[string]*stage{StatusFailedParse: stageParse, StatusFailedChunking: stageChunk, StatusFailedEmbedding: stageEmbed}[status]
+		}
+		entry = s.entry
+		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
+			SET status = $2, state = 'queued', finished_at = NULL,
+			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
+			WHERE job_id = $1`, jobID, entry, Percent(entry, 0, 0), s.name); err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "redrive", stage: s.name,
+			severity: "info", code: "REDRIVE", payload: map[string]any{"from": status, "to": entry, "last_error": last.Code}}); err != nil {
+			return err
+		}
+		return p.enqueue(ctx, tx, s, jobID)
+	})
+	if err != nil {
+		return "", err
+	}
+	p.log.Info("dead-lettered run re-driven", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "from", status, "to", entry)
+	return entry, nil
+}
+
+// Wait polls until the run reaches a terminal status or ctx ends; onProgress (optional)
+// is called whenever status or percent changes.
+func Wait(ctx context.Context, q Querier, jobID uuid.UUID, onProgress func(JobInfo)) (JobInfo, error) {
+	var last JobInfo
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		info, err := GetJob(ctx, q, jobID)
+		if err != nil {
+			return info, err
+		}
+		if onProgress != nil && (info.Status != last.Status || info.Percent != last.Percent) {
+			onProgress(info)
+		}
+		last = info
+		if Terminal(info.Status) {
+			return info, nil
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
