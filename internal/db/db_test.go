@@ -32,7 +32,6 @@ func TestMigrateStatusAtHead(t *testing.T) {
 	dbtest.Must(t, db.Migrate(ctx, u, nil), "Migrate after down")
 }
 
-
 func TestStatusTrigger(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.Pool(t)

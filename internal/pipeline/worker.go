@@ -383,7 +383,6 @@ type eventRow struct {
 	attempt              int
 }
 
-
 func insertEvent(ctx context.Context, tx pgx.Tx, e eventRow) error {
 	if e.payload == nil {
 		e.payload = map[string]any{}
