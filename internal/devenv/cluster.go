@@ -149,7 +149,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if len(filepath.Join(c.Dir, ".s.PGSQL.")+strconv.Itoa(c.Port)) > 100 {
 		return fmt.Errorf("devenv: folder %s is too long for a unix socket path (limit ~100 bytes): choose a shorter one", c.Dir)
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	// Parents must stay enterable by the postgres user; the cluster folder is its own.
+	if err := os.MkdirAll(filepath.Dir(c.Dir), 0o755); err != nil {
+		return fmt.Errorf("devenv: create %s: %w", filepath.Dir(c.Dir), err)
+	}
+	if err := os.Mkdir(c.Dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("devenv: create %s: %w", c.Dir, err)
 	}
 	if err := ensureTraversable(c.Dir); err != nil {

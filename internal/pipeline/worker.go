@@ -94,18 +94,6 @@ func stageByName(name string) *stage {
 	return nil
 }
 
-// stageForStatus is the stage that runs next for a run in status (nil if none).
-func stageForStatus(status string) *stage {
-	for _, s := range stages {
-		for _, a := range s.accepts {
-			if a == status {
-				return s
-			}
-		}
-	}
-	return nil
-}
-
 func (p *Pipeline) insertOpts(s *stage) *river.InsertOpts {
 	// No River unique options: a stage job that finds its run in a status it does not
 	// accept completes as a no-op, and the run's advisory lock keeps two jobs of one run

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/docpipe/docpipe/internal/bench"
+	"github.com/docpipe/docpipe/internal/devenv"
+	"github.com/docpipe/docpipe/internal/pdfgen"
+)
+
+func benchCmd() *cobra.Command {
+	var (
+		runs, small   int
+		pdfPath       string
+		adminURL      string
+		clusterDir    string
+		clusterPort   int
+		workerEnvFlag []string
+	)
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark the pipeline end to end (local parser and embedder, one worker process)",
+		Long: `bench runs two workloads, each --runs times in a fresh database with a fresh
+'docpipe worker' process, and prints the median: the large PDF (default the 232-page
+Medicare Evidence of Coverage from ../shared/corpus) and --small generated one-page PDFs.
+It reports end-to-end time (first submit to last document complete), documents/s,
+chunks/s and the worker process's peak RSS (VmHWM).
+
+Without --admin-url it starts (and leaves running) a private cluster in --cluster-dir,
+with fsync on. Worker settings come from the environment (DOCPIPE_*) plus --worker-env.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if adminURL == "" {
+				cl := &devenv.Cluster{Dir: clusterDir, Port: clusterPort, Fsync: true}
+				if err := cl.Start(ctx); err != nil {
+					return err
+				}
+				adminURL = cl.URL("postgres")
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o := bench.Options{AdminURL: adminURL, WorkerBin: self, WorkerEnv: workerEnvFlag}
+			var summaries []bench.Summary
+			if pdfPath != "" {
+				data, err := os.ReadFile(pdfPath)
+				if err != nil {
+					return fmt.Errorf("--pdf: %w", err)
+				}
+				var results []bench.Result
+				for i := range runs {
+					r, err := bench.Run(ctx, o, []bench.Doc{{Name: filepath.Base(pdfPath), Data: data}})
+					if err != nil {
+						return fmt.Errorf("pdf run %d: %w", i+1, err)
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "pdf run %d: %v, %d chunks, peak RSS %d MiB\n", i+1, r.Elapsed.Round(1e6), r.Chunks, r.PeakRSSKiB/1024)
+					results = append(results, r)
+				}
+				summaries = append(summaries, bench.Summarize(filepath.Base(pdfPath), results))
+			}
+			if small > 0 {
+				docs := make([]bench.Doc, small)
+				var results []bench.Result
+				for i := range runs {
+					for j := range docs {
+						// Different bytes per run and document: nothing is deduplicated.
+						docs[j] = bench.Doc{Name: fmt.Sprintf("one-page-%03d.pdf", j), Data: pdfgen.OnePager(i*100000 + j)}
+					}
+					r, err := bench.Run(ctx, o, docs)
+					if err != nil {
+						return fmt.Errorf("small-docs run %d: %w", i+1, err)
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "small run %d: %v, %.1f docs/s, peak RSS %d MiB\n", i+1, r.Elapsed.Round(1e6), r.DocsPerSec(), r.PeakRSSKiB/1024)
+					results = append(results, r)
+				}
+				summaries = append(summaries, bench.Summarize(fmt.Sprintf("%d one-page PDFs", small), results))
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "WORKLOAD\tRUNS\tMEDIAN TIME\tDOCS/S\tCHUNKS/S\tPEAK RSS (MiB)\n")
+			for _, s := range summaries {
+				fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.1f\t%.0f\t%.0f\n", s.Name, len(s.Runs), s.MedianTime.Seconds(), s.DocsPerSec, s.ChunksPerSec, s.PeakRSSMiB)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().IntVar(&runs, "runs", 5, "runs per workload (the median is reported)")
+	c.Flags().IntVar(&small, "small", 200, "number of generated one-page PDFs (0 = skip)")
+	c.Flags().StringVar(&pdfPath, "pdf", "../shared/corpus/scan_classic_hmo.pdf", "large PDF to ingest (\"\" = skip)")
+	c.Flags().StringVar(&adminURL, "admin-url", "", "superuser URL of an existing cluster (default: start a private one)")
+	c.Flags().StringVar(&clusterDir, "cluster-dir", ".docpipe/bench-pg", "private cluster folder")
+	c.Flags().IntVar(&clusterPort, "cluster-port", 54340, "private cluster port")
+	c.Flags().StringArrayVar(&workerEnvFlag, "worker-env", nil, "extra NAME=value for the worker process (repeatable)")
+	return c
+}
