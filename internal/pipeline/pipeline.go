@@ -70,10 +70,10 @@ func (o *Options) defaults() {
 		o.RetryMax = 5 * time.Minute
 	}
 	if o.JobTimeout <= 0 {
-		o.JobTimeout = 2 * time.Minute
+		o.JobTimeout = time.Minute
 	}
 	if o.RescueAfter <= o.JobTimeout {
-		o.RescueAfter = o.JobTimeout + time.Minute
+		o.RescueAfter = o.JobTimeout + 30*time.Second
 	}
 	if o.EmbedBatch <= 0 {
 		o.EmbedBatch = 64

@@ -386,3 +386,35 @@ func TestBadInputFailsParseReadably(t *testing.T) {
 		t.Logf("%s → %s: %s", name, le.Code, le.Message)
 	}
 }
+
+// slow makes each embedding call take a while.
+type slow struct {
+	embed.Embedder
+	d time.Duration
+}
+
+func (s slow) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	time.Sleep(s.d)
+	return s.Embedder.Embed(ctx, texts)
+}
+
+// Embedding that outlasts one attempt's timeout continues in new attempts without
+// using up retries.
+func TestLongEmbeddingContinuesAcrossAttempts(t *testing.T) {
+	t.Parallel()
+	local, _ := embed.NewLocal(1536)
+	e := newEnv(t, setupOpts{embedder: slow{local, 150 * time.Millisecond}, opts: pipeline.Options{
+		JobTimeout: 3 * time.Second, EmbedBatch: 2, MaxAttempts: 1}})
+	var doc strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&doc, "# Part %d\n\nPart %d explains coverage rule %d in detail.\n\n", i, i, i*3)
+	}
+	s := e.submit(t, "long.md", []byte(doc.String()))
+	ji := e.wait(t, s.JobID, 2*time.Minute)
+	if ji.Status != pipeline.StatusComplete || ji.RetryCount != 0 {
+		t.Fatalf("status %s, retries %d, last error %s", ji.Status, ji.RetryCount, ji.LastError)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND stage = 'embed' AND type = 'stage_started'`, s.JobID); n < 2 {
+		t.Errorf("embed attempts = %d, want the work spread over several", n)
+	}
+}

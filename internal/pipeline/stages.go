@@ -199,6 +199,10 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	r.log.Info("embedding", "chunks_total", total, "already_embedded", done, "model", model)
 	batch := r.p.opts.EmbedBatch
 	for start := 0; start < len(todo); start += batch {
+		if start > 0 && r.nearDeadline(ctx) {
+			// Progress is committed; continue in a fresh attempt rather than time out.
+			return nil, errContinue
+		}
 		part := todo[start:min(start+batch, len(todo))]
 		texts := make([]string, len(part))
 		for i, p := range part {
@@ -260,6 +264,19 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		return StatusEmbeddingsStored, stageFinalize, r.event(ctx, tx, "stage_done", "info", "EMBED_BUFFERED", map[string]any{
 			"vectors": have, "model": model})
 	}, nil
+}
+
+// errContinue ends an attempt that made progress and has more to do: the job is
+// snoozed (which does not use up an attempt) and the next attempt resumes.
+var errContinue = errors.New("stage continues in a new attempt")
+
+// nearDeadline reports whether less than a fifth of the attempt's time (at least 2 s) is left.
+func (r *run) nearDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return false
+	}
+	return time.Until(dl) < max(2*time.Second, r.p.opts.JobTimeout/5)
 }
 
 // finalize: buffers → document_chunks in one transaction, buffers cleared.

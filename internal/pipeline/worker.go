@@ -203,6 +203,10 @@ func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jo
 	}
 	start := time.Now()
 	apply, err := s.do(ctx, r)
+	if errors.Is(err, errContinue) {
+		r.log.Info("stage made progress and continues in a new attempt", "progress", r.progress)
+		return river.JobSnooze(0)
+	}
 	if err == nil {
 		err = r.commit(ctx, apply, complete, start)
 	}
