@@ -2,10 +2,14 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test test-go lint bootstrap clean
+.PHONY: build run test lint bootstrap clean
 
 build:
 	$(GO) build -o bin/docpipe ./cmd/docpipe
+
+# Bootstrap, private Postgres, migrate, ingest samples/, example search, then a worker.
+run:
+	scripts/run
 
 bootstrap:
 	scripts/bootstrap
