@@ -42,7 +42,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd())
+	root.AddCommand(configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd())
 	return root
 }
 
