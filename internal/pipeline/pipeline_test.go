@@ -1,6 +1,8 @@
 package pipeline_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -343,12 +345,28 @@ func TestEmbedFailuresRetryDeadletterRedrive(t *testing.T) {
 	}
 }
 
+// zipBomb is a .docx whose document.xml inflates to size bytes.
+func zipBomb(t *testing.T, size int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("word/document.xml")
+	dbtest.Must(t, err, "zip")
+	chunk := bytes.Repeat([]byte("A"), 1<<20)
+	for range size >> 20 {
+		_, _ = w.Write(chunk)
+	}
+	dbtest.Must(t, zw.Close(), "zip close")
+	return buf.Bytes()
+}
+
 // 7. Every corrupt file in the corpus (and other bad input) ends in failed_parse with a
 // reason a person can read.
 func TestBadInputFailsParseReadably(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, setupOpts{})
 	inputs := map[string][]byte{
+		"bomb.docx":   zipBomb(t, 64<<20),
 		"empty.pdf":   {},
 		"garbage.bin": {0x00, 0xff, 0x13, 0x37, 0x00, 0x9c, 0x01, 0x02, 0x00, 0x00, 0xfe},
 	}
