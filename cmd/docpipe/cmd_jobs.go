@@ -50,11 +50,7 @@ func jobsCmd() *cobra.Command {
 		Short: "Show one run and its event trail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := uuid.Parse(args[0])
-			if err != nil {
-				return fmt.Errorf("%q is not a job id", args[0])
-			}
-			a, err := setup(cmd.Context())
+			id, a, err := jobArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -91,11 +87,7 @@ func jobsCmd() *cobra.Command {
 		Short: "Re-drive a dead-lettered run from the stage that failed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := uuid.Parse(args[0])
-			if err != nil {
-				return fmt.Errorf("%q is not a job id", args[0])
-			}
-			a, err := setup(cmd.Context())
+			id, a, err := jobArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -110,6 +102,16 @@ func jobsCmd() *cobra.Command {
 	}
 	c.AddCommand(list, show, retry)
 	return c
+}
+
+// jobArg parses a job id argument and sets up the app.
+func jobArg(cmd *cobra.Command, arg string) (uuid.UUID, *app, error) {
+	id, err := uuid.Parse(arg)
+	if err != nil {
+		return id, nil, fmt.Errorf("%q is not a job id", arg)
+	}
+	a, err := setup(cmd.Context())
+	return id, a, err
 }
 
 func printJSON(cmd *cobra.Command, v any) error {

@@ -62,17 +62,30 @@ func redact(err error) error {
 	return errors.New("malformed connection string")
 }
 
-func gooseProvider(sqlDB *sql.DB) (*goose.Provider, error) {
+// gooseProvider opens the database and the embedded migrations; close the provider
+// (it closes the database handle).
+func gooseProvider(url string) (*goose.Provider, error) {
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", redact(err))
+	}
 	sub, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectPostgres, sqlDB, sub,
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub,
 		goose.WithTableName(gooseTable), goose.WithSessionLocker(locker))
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return p, nil
 }
 
 // Migrate brings both the docpipe schema and River's tables to the newest version.
@@ -82,15 +95,11 @@ func Migrate(ctx context.Context, url string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sqlDB, err := sql.Open("pgx", url)
+	p, err := gooseProvider(url)
 	if err != nil {
-		return fmt.Errorf("open database: %w", redact(err))
+		return err
 	}
-	defer sqlDB.Close()
-	p, err := gooseProvider(sqlDB)
-	if err != nil {
-		return fmt.Errorf("load migrations: %w", err)
-	}
+	defer p.Close()
 	res, err := p.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", Schema, err)
@@ -131,15 +140,11 @@ func MigrateDown(ctx context.Context, url string, all bool, log *slog.Logger) er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sqlDB, err := sql.Open("pgx", url)
-	if err != nil {
-		return fmt.Errorf("open database: %w", redact(err))
-	}
-	defer sqlDB.Close()
-	p, err := gooseProvider(sqlDB)
+	p, err := gooseProvider(url)
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	if all {
 		if _, err := p.DownTo(ctx, 0); err != nil {
 			return fmt.Errorf("migrate %s down: %w", Schema, err)
@@ -162,15 +167,11 @@ type MigrationState struct {
 
 // Status lists every known migration and whether it is applied.
 func Status(ctx context.Context, url string) ([]MigrationState, error) {
-	sqlDB, err := sql.Open("pgx", url)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", redact(err))
-	}
-	defer sqlDB.Close()
-	p, err := gooseProvider(sqlDB)
+	p, err := gooseProvider(url)
 	if err != nil {
 		return nil, err
 	}
+	defer p.Close()
 	st, err := p.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read %s migration status: %w", Schema, err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/parse"
 )
 
@@ -643,7 +644,7 @@ func (s *LlamaParseServer) finish(j *lpJob, doc parse.Document, err error, cache
 		j.markdown = doc.Markdown
 		j.jobPages = 1
 	}
-	if per, ok := lpCreditsPerPage(j.parseMode); ok {
+	if per, ok := llamaparse.CreditsPerPage(j.parseMode); ok {
 		j.creditsKnown = true
 		if !cacheHit {
 			j.credits = per * float64(j.jobPages)
@@ -665,20 +666,6 @@ func (s *LlamaParseServer) finish(j *lpJob, doc parse.Document, err error, cache
 			s.cache[j.cacheKey] = j
 		}
 	}
-}
-
-func lpCreditsPerPage(mode string) (float64, bool) {
-	switch mode {
-	case "parse_page_without_llm":
-		return 1, true
-	case "", "parse_page_with_llm":
-		return 3, true
-	case "parse_page_with_agent":
-		return 10, true
-	case "parse_document_with_llm":
-		return 30, true
-	}
-	return 0, false
 }
 
 var lpMarkerRE = regexp.MustCompile(`^<!-- page (\d+) -->$`)
