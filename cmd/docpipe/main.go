@@ -20,6 +20,7 @@ import (
 	"github.com/docpipe/docpipe/internal/config"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/embed"
+	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/storage"
@@ -118,10 +119,19 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		a.Close()
 		return nil, err
 	}
+	var remote pipeline.RemoteParser
+	if cfg.Parser == "llamaparse" {
+		remote, err = llamaparse.New(llamaparse.Options{BaseURL: cfg.LlamaParseBaseURL, APIKey: cfg.LlamaCloudAPIKey})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("LLAMAPARSE_BASE_URL: %w", err)
+		}
+	}
 	a.pipe, err = pipeline.New(pipeline.Deps{
-		Pool: pool, Store: store, Parser: a.parser, Chunker: chunker, Embedder: a.embedder, Log: log,
+		Pool: pool, Store: store, Parser: a.parser, Remote: remote, Chunker: chunker, Embedder: a.embedder, Log: log,
 	}, pipeline.Options{
-		Workers: cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		RemoteParseDeadline: cfg.LlamaParseDeadline,
+		Workers:             cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, EmbedBatch: cfg.EmbedBatch, EmbedBatchDelay: cfg.EmbedBatchDelay,
 		MaxUploadBytes: cfg.MaxUploadBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/dbtest"
+	"github.com/docpipe/docpipe/internal/mock"
 )
 
 var binary string
@@ -271,5 +273,33 @@ func TestWorkerStopsGracefullyOnSIGTERM(t *testing.T) {
 	dbtest.Must(t, w.Process.Signal(syscall.SIGTERM), "sigterm")
 	if err := w.Wait(); err != nil {
 		t.Fatalf("worker exit after SIGTERM: %v\n%s", err, errb.String())
+	}
+}
+
+// DOCPIPE_PARSER=llamaparse sends documents through the LlamaParse client (here to its
+// local twin over real HTTP) and they complete with the same chunk count as locally.
+func TestCLIIngestWithLlamaParse(t *testing.T) {
+	t.Parallel()
+	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{APIKey: "llx-cli", Delay: 200 * time.Millisecond, WebhookDrop: 1, Seed: 3})
+	srv := httptest.NewServer(twin)
+	t.Cleanup(func() { srv.Close(); twin.Close() })
+	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+srv.URL, "LLAMA_CLOUD_API_KEY=llx-cli")
+	local := newCLI(t)
+	sample := filepath.Join("..", "..", "samples", "plan-summary.md")
+	for _, c := range []*cli{remote, local} {
+		c.mustRun("ingest", sample)
+	}
+	r := remote.scalar(`SELECT count(*) FROM upload_pipeline.document_chunks`)
+	l := local.scalar(`SELECT count(*) FROM upload_pipeline.document_chunks`)
+	if r == 0 || r != l {
+		t.Errorf("chunks via LlamaParse twin = %d, local = %d", r, l)
+	}
+	if twin.Uploads() != 1 {
+		t.Errorf("twin uploads = %d, want 1", twin.Uploads())
+	}
+	// Without the key, every problem is reported before anything runs.
+	bad := newCLI(t, "DOCPIPE_PARSER=llamaparse")
+	if _, errOut, code := bad.run("ingest", sample); code == 0 || !strings.Contains(errOut, "LLAMA_CLOUD_API_KEY") {
+		t.Errorf("llamaparse without a key: exit %d, stderr %s", code, errOut)
 	}
 }

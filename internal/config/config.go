@@ -77,6 +77,10 @@ type Config struct {
 	ChunkTokens  int // DOCPIPE_CHUNK_TOKENS
 	ChunkOverlap int // DOCPIPE_CHUNK_OVERLAP
 
+	Parser             string        // DOCPIPE_PARSER: "local" or "llamaparse"
+	LlamaParseBaseURL  string        // LLAMAPARSE_BASE_URL
+	LlamaParseDeadline time.Duration // DOCPIPE_LLAMAPARSE_DEADLINE
+
 	EmbedProvider   string        // DOCPIPE_EMBED_PROVIDER: "local" or "openai"
 	EmbedDims       int           // DOCPIPE_EMBED_DIMS
 	EmbedBatch      int           // DOCPIPE_EMBED_BATCH
@@ -102,6 +106,8 @@ const (
 	envChunkTokens   = "DOCPIPE_CHUNK_TOKENS"
 	envChunkOverlap  = "DOCPIPE_CHUNK_OVERLAP"
 	envEmbedProvider = "DOCPIPE_EMBED_PROVIDER"
+	envParser        = "DOCPIPE_PARSER"
+	envLlamaKey      = "LLAMA_CLOUD_API_KEY"
 	envOpenAIKey     = "OPENAI_API_KEY"
 )
 
@@ -161,6 +167,16 @@ var schema = []field{
 		Doc: "Tokens shared by consecutive chunks. Must be < DOCPIPE_CHUNK_TOKENS/2."},
 		func(c *Config) any { return &c.ChunkOverlap }},
 
+	{Var{Name: envParser, Default: "local", Kind: "enum:local|llamaparse",
+		Doc: "Parser: local (in-process) or llamaparse (LlamaCloud parsing API; needs LLAMA_CLOUD_API_KEY)."},
+		func(c *Config) any { return &c.Parser }},
+	{Var{Name: "LLAMAPARSE_BASE_URL", Default: "https://api.cloud.llamaindex.ai", Kind: "string",
+		Doc: "LlamaParse API base URL (EU: https://api.cloud.eu.llamaindex.ai; a local twin: http://127.0.0.1:PORT)."},
+		func(c *Config) any { return &c.LlamaParseBaseURL }},
+	{Var{Name: "DOCPIPE_LLAMAPARSE_DEADLINE", Default: "30m", Kind: "duration", Min: "1s", Max: "24h",
+		Doc: "A remote parse not finished after this long fails as LLAMAPARSE_EXPIRED."},
+		func(c *Config) any { return &c.LlamaParseDeadline }},
+
 	{Var{Name: envEmbedProvider, Default: "local", Kind: "enum:local|openai",
 		Doc: "Embedding backend: local (in-process, no network) or openai (needs OPENAI_API_KEY)."},
 		func(c *Config) any { return &c.EmbedProvider }},
@@ -191,8 +207,8 @@ var schema = []field{
 	{Var{Name: envOpenAIKey, Secret: true, Kind: "string",
 		Doc: "OpenAI API key; required when DOCPIPE_EMBED_PROVIDER=openai."},
 		func(c *Config) any { return &c.OpenAIAPIKey }},
-	{Var{Name: "LLAMA_CLOUD_API_KEY", Secret: true, Kind: "string",
-		Doc: "LlamaCloud API key; optional."},
+	{Var{Name: envLlamaKey, Secret: true, Kind: "string",
+		Doc: "LlamaCloud API key; required when DOCPIPE_PARSER=llamaparse."},
 		func(c *Config) any { return &c.LlamaCloudAPIKey }},
 }
 
@@ -271,6 +287,10 @@ func Load(getenv func(string) string) (Config, []Problem) {
 		problems = append(problems, problem(envChunkOverlap, fmt.Sprintf(
 			"%d must be less than half of %s (%d/2 = %d)",
 			c.ChunkOverlap, envChunkTokens, c.ChunkTokens, c.ChunkTokens/2)))
+	}
+	if ok(envParser) && c.Parser == "llamaparse" && c.LlamaCloudAPIKey == "" {
+		problems = append(problems, problem(envLlamaKey,
+			"required when "+envParser+"=llamaparse but not set"))
 	}
 	if ok(envEmbedProvider) && c.EmbedProvider == "openai" && c.OpenAIAPIKey == "" {
 		problems = append(problems, problem(envOpenAIKey,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/embed"
+	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/storage"
 )
@@ -35,6 +36,13 @@ type Parser interface {
 // Chunker splits markdown into chunks.
 type Chunker interface {
 	Chunk(markdown string) ([]chunk.Chunk, error)
+}
+
+// RemoteParser is an asynchronous parsing service (LlamaParse): submit, then poll.
+type RemoteParser interface {
+	Submit(ctx context.Context, data []byte, filename, webhookURL string) (string, error)
+	Status(ctx context.Context, jobID string) (llamaparse.Status, error)
+	Markdown(ctx context.Context, jobID string) (llamaparse.Result, error)
 }
 
 // Queue is the River queue the pipeline's jobs run on.
@@ -54,6 +62,9 @@ type Options struct {
 	ChunkerName     string
 	ChunkerVersion  string
 	ShutdownTimeout time.Duration
+	// RemoteParseDeadline fails a remote parse that has not finished after this long
+	// (code LLAMAPARSE_EXPIRED). Default 30 minutes.
+	RemoteParseDeadline time.Duration
 }
 
 func (o *Options) defaults() {
@@ -84,6 +95,9 @@ func (o *Options) defaults() {
 	if o.ChunkerName == "" {
 		o.ChunkerName, o.ChunkerVersion = chunk.Name, chunk.Version
 	}
+	if o.RemoteParseDeadline <= 0 {
+		o.RemoteParseDeadline = 30 * time.Minute
+	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
 	}
@@ -95,6 +109,7 @@ type Pipeline struct {
 	river    *river.Client[pgx.Tx]
 	store    storage.Store
 	parser   Parser
+	remote   RemoteParser
 	chunker  Chunker
 	embedder embed.Embedder
 	log      *slog.Logger
@@ -108,6 +123,7 @@ type Deps struct {
 	Pool     *pgxpool.Pool
 	Store    storage.Store
 	Parser   Parser
+	Remote   RemoteParser // when set, the parse stage uses it instead of Parser
 	Chunker  Chunker
 	Embedder embed.Embedder
 	Log      *slog.Logger
@@ -122,7 +138,7 @@ func New(d Deps, opts Options) (*Pipeline, error) {
 	}
 	host, _ := os.Hostname()
 	p := &Pipeline{
-		pool: d.Pool, store: d.Store, parser: d.Parser, chunker: d.Chunker, embedder: d.Embedder,
+		pool: d.Pool, store: d.Store, parser: d.Parser, remote: d.Remote, chunker: d.Chunker, embedder: d.Embedder,
 		log: d.Log, opts: opts,
 		retry:    &retryPolicy{base: opts.RetryBase, max: opts.RetryMax},
 		workerID: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8]),
@@ -163,7 +179,7 @@ func (p *Pipeline) River() *river.Client[pgx.Tx] { return p.river }
 
 // Start runs the workers until Stop.
 func (p *Pipeline) Start(ctx context.Context) error {
-	if p.parser == nil || p.chunker == nil || p.embedder == nil || p.store == nil {
+	if (p.parser == nil && p.remote == nil) || p.chunker == nil || p.embedder == nil || p.store == nil {
 		return errors.New("pipeline: Start needs a parser, chunker, embedder and store")
 	}
 	return p.river.Start(ctx)

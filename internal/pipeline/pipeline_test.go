@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,8 @@ import (
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/llamaparse"
+	"github.com/docpipe/docpipe/internal/mock"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/storage"
@@ -55,6 +58,7 @@ type env struct {
 type setupOpts struct {
 	workers  int // pipelines (River clients) on the same database
 	embedder embed.Embedder
+	remote   pipeline.RemoteParser
 	opts     pipeline.Options
 }
 
@@ -78,7 +82,7 @@ func newEnv(t *testing.T, so setupOpts) *env {
 	}
 	e := &env{pool: pool, url: url, store: store}
 	for range so.workers {
-		p, err := pipeline.New(pipeline.Deps{Pool: pool, Store: store, Parser: sharedParser(), Chunker: ch, Embedder: so.embedder}, o)
+		p, err := pipeline.New(pipeline.Deps{Pool: pool, Store: store, Parser: sharedParser(), Remote: so.remote, Chunker: ch, Embedder: so.embedder}, o)
 		dbtest.Must(t, err, "pipeline")
 		dbtest.Must(t, p.Start(context.Background()), "start")
 		t.Cleanup(func() {
@@ -434,5 +438,67 @@ func TestLongEmbeddingContinuesAcrossAttempts(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND stage = 'embed' AND type = 'stage_started'`, s.JobID); n < 2 {
 		t.Errorf("embed attempts = %d, want the work spread over several", n)
+	}
+}
+
+// The parse stage with the LlamaParse client against its local twin (polling only,
+// webhooks dropped) produces the same chunks as the local parser.
+func TestRemoteParserMatchesLocal(t *testing.T) {
+	t.Parallel()
+	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{APIKey: "llx-test", Parser: sharedParser(), Delay: 300 * time.Millisecond, WebhookDrop: 1, Seed: 1})
+	srv := httptest.NewServer(twin)
+	t.Cleanup(func() { srv.Close(); twin.Close() })
+	client, err := llamaparse.New(llamaparse.Options{BaseURL: srv.URL, APIKey: "llx-test"})
+	dbtest.Must(t, err, "client")
+
+	files := []string{"sample-policy.pdf", "plan-summary.md", "faq.html", "dental-vision-rider.docx"}
+	shas := map[string][2][]string{}
+	for i, remote := range []bool{false, true} {
+		e := newEnv(t, setupOpts{remote: map[bool]pipeline.RemoteParser{true: client}[remote]})
+		for _, f := range files {
+			data, err := os.ReadFile(filepath.Join("../../samples", f))
+			dbtest.Must(t, err, "read sample")
+			s := e.submit(t, f, data)
+			ji := e.wait(t, s.JobID, time.Minute)
+			if ji.Status != pipeline.StatusComplete {
+				t.Fatalf("%s (remote=%v): %s %s", f, remote, ji.Status, ji.LastError)
+			}
+			v := shas[f]
+			v[i] = chunkSHAs(t, e, s.DocumentID)
+			shas[f] = v
+			if remote {
+				if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'PARSE_REQUESTED'`, s.JobID); n != 1 {
+					t.Errorf("%s: %d remote submissions, want 1", f, n)
+				}
+			}
+		}
+	}
+	for f, v := range shas {
+		if len(v[0]) == 0 || !slices.Equal(v[0], v[1]) {
+			t.Errorf("%s: local parser gave %d chunks, LlamaParse twin %d, or they differ", f, len(v[0]), len(v[1]))
+		}
+	}
+	if twin.Uploads() != int64(len(files)) {
+		t.Errorf("twin saw %d uploads, want %d", twin.Uploads(), len(files))
+	}
+}
+
+// A remote parse that never finishes fails the stage as expired at the deadline,
+// without ever holding a worker while it waits.
+func TestRemoteParseDeadline(t *testing.T) {
+	t.Parallel()
+	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{Parser: sharedParser(), NeverFinish: true, WebhookDrop: 1, Seed: 2})
+	srv := httptest.NewServer(twin)
+	t.Cleanup(func() { srv.Close(); twin.Close() })
+	client, err := llamaparse.New(llamaparse.Options{BaseURL: srv.URL, APIKey: "k"})
+	dbtest.Must(t, err, "client")
+	e := newEnv(t, setupOpts{remote: client, opts: pipeline.Options{RemoteParseDeadline: 2 * time.Second}})
+	s := e.submit(t, "stuck.md", []byte("# Never\n\nThis parse never finishes.\n"))
+	ji := e.wait(t, s.JobID, time.Minute)
+	if ji.Status != pipeline.StatusFailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_EXPIRED") {
+		t.Fatalf("status %s, last error %s", ji.Status, ji.LastError)
+	}
+	if polls := e.count(t, `SELECT (progress->>'remote_polls')::int FROM upload_pipeline.upload_jobs WHERE job_id = $1`, s.JobID); polls < 1 {
+		t.Errorf("remote status polled %d times", polls)
 	}
 }

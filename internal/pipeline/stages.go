@@ -16,6 +16,8 @@ import (
 
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/llamaparse"
+	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -33,13 +35,21 @@ func (r *run) readObject(ctx context.Context, key string) ([]byte, error) {
 
 // parse: stored bytes → markdown object.
 func (r *run) parse(ctx context.Context) (applyFunc, error) {
-	data, err := r.readObject(ctx, r.rawPath)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := r.p.parser.Parse(ctx, data, r.filename)
-	if err != nil {
-		return nil, err
+	var doc parse.Document
+	if r.p.remote != nil {
+		d, err := r.remoteParse(ctx)
+		if err != nil {
+			return nil, err
+		}
+		doc = d
+	} else {
+		data, err := r.readObject(ctx, r.rawPath)
+		if err != nil {
+			return nil, err
+		}
+		if doc, err = r.p.parser.Parse(ctx, data, r.filename); err != nil {
+			return nil, err
+		}
 	}
 	key := storage.ParsedKey(r.userID, r.docID)
 	obj, err := r.p.store.Put(ctx, key, bytes.NewReader([]byte(doc.Markdown)))
@@ -57,6 +67,74 @@ func (r *run) parse(ctx context.Context) (applyFunc, error) {
 		return StatusParsed, stageValidate, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
 			"parser": doc.Parser, "parser_version": doc.ParserVersion, "pages": doc.Pages, "bytes": obj.Size})
 	}, nil
+}
+
+// remoteParse drives an asynchronous parse without holding a worker: the first attempt
+// submits and records the remote job id, later attempts poll its status with growing
+// snoozes until it finishes or the deadline passes.
+func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
+	if r.remoteID == "" {
+		data, err := r.readObject(ctx, r.rawPath)
+		if err != nil {
+			return parse.Document{}, err
+		}
+		id, err := r.p.remote.Submit(ctx, data, r.filename, "")
+		if err != nil {
+			return parse.Document{}, err
+		}
+		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = $2,
+				progress = progress || jsonb_build_object('remote_submitted_at', now(), 'remote_polls', 0) WHERE job_id = $1`, r.jobID, id); err != nil {
+				return err
+			}
+			return r.event(ctx, tx, "stage_done", "info", "PARSE_REQUESTED", map[string]any{"remote_job_id": id})
+		})
+		if err != nil {
+			return parse.Document{}, err
+		}
+		r.log.Info("submitted to remote parser", "remote_job_id", id)
+		return parse.Document{}, &snooze{llamaparse.PollInterval(1), "remote parse submitted"}
+	}
+	st, err := r.p.remote.Status(ctx, r.remoteID)
+	if err != nil {
+		return parse.Document{}, err
+	}
+	if !st.Terminal() {
+		var submitted time.Time
+		var polls int
+		if err := r.conn.QueryRow(ctx, `UPDATE upload_pipeline.upload_jobs
+			SET progress = progress || jsonb_build_object('remote_polls', coalesce((progress->>'remote_polls')::int, 0) + 1)
+			WHERE job_id = $1
+			RETURNING coalesce((progress->>'remote_submitted_at')::timestamptz, updated_at), (progress->>'remote_polls')::int`,
+			r.jobID).Scan(&submitted, &polls); err != nil {
+			return parse.Document{}, err
+		}
+		if time.Since(submitted) > r.p.opts.RemoteParseDeadline {
+			return parse.Document{}, fault.Permanentf("LLAMAPARSE_EXPIRED", "the remote parse did not finish within %s", r.p.opts.RemoteParseDeadline)
+		}
+		return parse.Document{}, &snooze{llamaparse.PollInterval(polls + 1), "remote parse " + st.State}
+	}
+	if err := st.Err(); err != nil {
+		if !fault.IsPermanent(err) {
+			// The remote job itself failed in a retryable way: the retry submits anew.
+			if _, uerr := r.conn.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = NULL WHERE job_id = $1`, r.jobID); uerr != nil {
+				return parse.Document{}, uerr
+			}
+		}
+		return parse.Document{}, err
+	}
+	res, err := r.p.remote.Markdown(ctx, r.remoteID)
+	if err != nil {
+		return parse.Document{}, err
+	}
+	if st.State == llamaparse.StatePartialSuccess {
+		if err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			return r.event(ctx, tx, "warning", "warn", "LLAMAPARSE_PARTIAL_SUCCESS", map[string]any{"remote_job_id": r.remoteID})
+		}); err != nil {
+			return parse.Document{}, err
+		}
+	}
+	return parse.Document{Markdown: res.Markdown, Pages: res.Pages, Parser: "llamaparse", ParserVersion: "v1"}, nil
 }
 
 // validate: non-empty, normalized, hashed, and not a duplicate of another document of the same user.
@@ -201,7 +279,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	for start := 0; start < len(todo); start += batch {
 		if start > 0 && r.nearDeadline(ctx) {
 			// Progress is committed; continue in a fresh attempt rather than time out.
-			return nil, errContinue
+			return nil, &snooze{0, "embedding progress committed; attempt time nearly used"}
 		}
 		part := todo[start:min(start+batch, len(todo))]
 		texts := make([]string, len(part))
@@ -266,9 +344,15 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	}, nil
 }
 
-// errContinue ends an attempt that made progress and has more to do: the job is
-// snoozed (which does not use up an attempt) and the next attempt resumes.
-var errContinue = errors.New("stage continues in a new attempt")
+// snooze ends an attempt that has more to do later (progress made, or waiting on a
+// remote service): the job is snoozed, which does not use up an attempt, and the next
+// attempt resumes from what was committed.
+type snooze struct {
+	after  time.Duration
+	reason string
+}
+
+func (s *snooze) Error() string { return "stage continues in a new attempt: " + s.reason }
 
 // nearDeadline reports whether less than a fifth of the attempt's time (at least 2 s) is left.
 func (r *run) nearDeadline(ctx context.Context) bool {

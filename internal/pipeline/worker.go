@@ -140,12 +140,13 @@ type run struct {
 	mime     string
 	rawPath  string
 	parsed   string // parsed_path
+	remoteID string // upload_jobs.parse_job_id (remote parser job)
 	progress map[string]any
 }
 
 const loadRunSQL = `
 SELECT j.status, j.correlation_id, j.progress, d.document_id, d.user_id, d.filename, d.mime,
-       d.raw_path, coalesce(d.parsed_path, '')
+       d.raw_path, coalesce(d.parsed_path, ''), coalesce(j.parse_job_id, '')
 FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
 WHERE j.job_id = $1`
 
@@ -180,7 +181,7 @@ func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jo
 	r := &run{p: p, st: s, conn: conn, job: job, jobID: jobID}
 	var progress []byte
 	err = conn.QueryRow(ctx, loadRunSQL, jobID).Scan(&r.status, &r.corrID, &progress, &r.docID, &r.userID,
-		&r.filename, &r.mime, &r.rawPath, &r.parsed)
+		&r.filename, &r.mime, &r.rawPath, &r.parsed, &r.remoteID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		p.log.Warn("run no longer exists (document deleted?); dropping job", "job_id", jobID, "stage", s.name)
 		return p.completeOnly(ctx, conn, complete)
@@ -203,9 +204,10 @@ func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jo
 	}
 	start := time.Now()
 	apply, err := s.do(ctx, r)
-	if errors.Is(err, errContinue) {
-		r.log.Info("stage made progress and continues in a new attempt", "progress", r.progress)
-		return river.JobSnooze(0)
+	var sn *snooze
+	if errors.As(err, &sn) {
+		r.log.Info("stage waits and continues in a new attempt", "reason", sn.reason, "after", sn.after)
+		return river.JobSnooze(sn.after)
 	}
 	if err == nil {
 		err = r.commit(ctx, apply, complete, start)
