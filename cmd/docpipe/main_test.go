@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/dbtest"
-	"github.com/docpipe/docpipe/internal/mock"
 )
 
 var binary string
@@ -276,26 +275,36 @@ func TestWorkerStopsGracefullyOnSIGTERM(t *testing.T) {
 	}
 }
 
-// DOCPIPE_PARSER=llamaparse sends documents through the LlamaParse client (here to its
-// local twin over real HTTP) and they complete with the same chunk count as locally.
+// DOCPIPE_PARSER=llamaparse sends documents through the LlamaParse client to the twin
+// run as `docpipe mock llamaparse`, and they complete with the same chunks as locally.
 func TestCLIIngestWithLlamaParse(t *testing.T) {
 	t.Parallel()
-	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{APIKey: "llx-cli", Delay: 200 * time.Millisecond, WebhookDrop: 1, Seed: 3})
-	srv := httptest.NewServer(twin)
-	t.Cleanup(func() { srv.Close(); twin.Close() })
-	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+srv.URL, "LLAMA_CLOUD_API_KEY=llx-cli")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	twin := exec.CommandContext(ctx, binary, "mock", "llamaparse", "--addr", "127.0.0.1:0", "--api-key", "llx-cli", "--delay", "200ms", "--drop-webhooks", "1")
+	twin.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"))
+	stdout, err := twin.StdoutPipe()
+	dbtest.Must(t, err, "pipe")
+	dbtest.Must(t, twin.Start(), "start twin")
+	defer func() { _ = twin.Process.Signal(syscall.SIGTERM); _ = twin.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	dbtest.Must(t, err, "twin address")
+	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+base, "LLAMA_CLOUD_API_KEY=llx-cli")
 	local := newCLI(t)
 	sample := filepath.Join("..", "..", "samples", "plan-summary.md")
 	for _, c := range []*cli{remote, local} {
 		c.mustRun("ingest", sample)
 	}
-	r := remote.scalar(`SELECT count(*) FROM upload_pipeline.document_chunks`)
-	l := local.scalar(`SELECT count(*) FROM upload_pipeline.document_chunks`)
-	if r == 0 || r != l {
-		t.Errorf("chunks via LlamaParse twin = %d, local = %d", r, l)
+	shas := `SELECT coalesce(string_agg(chunk_sha, ',' ORDER BY chunk_ord), '') FROM upload_pipeline.document_chunks`
+	var r, l string
+	dbtest.Must(t, remote.db.QueryRow(ctx, shas).Scan(&r), "remote chunks")
+	dbtest.Must(t, local.db.QueryRow(ctx, shas).Scan(&l), "local chunks")
+	if r == "" || r != l {
+		t.Errorf("chunks via the LlamaParse twin differ from the local parser's:\n%s\n%s", r, l)
 	}
-	if twin.Uploads() != 1 {
-		t.Errorf("twin uploads = %d, want 1", twin.Uploads())
+	if n := remote.scalar(`SELECT count(*) FROM upload_pipeline.events WHERE code = 'PARSE_REQUESTED'`); n != 1 {
+		t.Errorf("remote parse requests = %d, want 1", n)
 	}
 	// Without the key, every problem is reported before anything runs.
 	bad := newCLI(t, "DOCPIPE_PARSER=llamaparse")
