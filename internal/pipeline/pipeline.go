@@ -65,6 +65,15 @@ type Options struct {
 	// RemoteParseDeadline fails a remote parse that has not finished after this long
 	// (code LLAMAPARSE_EXPIRED). Default 30 minutes.
 	RemoteParseDeadline time.Duration
+	// WebhookBaseURL is docpipe's public URL as LlamaParse reaches it; with
+	// WebhookSecret set, remote parses ask for a webhook to
+	// {WebhookBaseURL}/v1/webhooks/llamaparse/{job_id}/{hmac(job_id)} and move on as
+	// soon as it arrives. Without them runs rely on polling alone.
+	WebhookBaseURL string
+	WebhookSecret  []byte
+	// RemotePollInterval, when set, replaces the growing poll schedule
+	// (1, 2, 4, 8, 16, then every 30 s) of a remote parse with a fixed interval.
+	RemotePollInterval time.Duration
 }
 
 func (o *Options) defaults() {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -500,5 +502,95 @@ func TestRemoteParseDeadline(t *testing.T) {
 	}
 	if polls := e.count(t, `SELECT (progress->>'remote_polls')::int FROM upload_pipeline.upload_jobs WHERE job_id = $1`, s.JobID); polls < 1 {
 		t.Errorf("remote status polled %d times", polls)
+	}
+}
+
+// webhookServer routes LlamaParse webhooks to the pipeline the way the API does.
+func webhookServer(t *testing.T, p *pipeline.Pipeline) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/webhooks/llamaparse/{job_id}/{token}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := uuid.Parse(r.PathValue("job_id"))
+		if err != nil {
+			http.Error(w, "bad job id", http.StatusNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		_, err = p.LlamaParseWebhook(r.Context(), id, r.PathValue("token"), r.RemoteAddr, body)
+		switch {
+		case errors.Is(err, pipeline.ErrWebhookToken):
+			w.WriteHeader(http.StatusUnauthorized)
+		case errors.Is(err, pipeline.ErrNotFound):
+			w.WriteHeader(http.StatusNotFound)
+		case err != nil:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// With a poll interval of an hour, only the webhook can move the parse on: every
+// webhook is delivered three times and each run is still parsed once; a webhook
+// with a wrong token gets 401 and changes nothing.
+func TestRemoteParseWebhookPath(t *testing.T) {
+	t.Parallel()
+	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{APIKey: "llx-test", Parser: sharedParser(), Delay: 200 * time.Millisecond,
+		WebhookDuplicate: true, Seed: 3})
+	lp := httptest.NewServer(twin)
+	t.Cleanup(func() { lp.Close(); twin.Close() })
+	client, err := llamaparse.New(llamaparse.Options{BaseURL: lp.URL, APIKey: "llx-test"})
+	dbtest.Must(t, err, "client")
+
+	// The webhook server needs the pipeline and the pipeline needs its URL: route through a switch.
+	var target atomic.Pointer[httptest.Server]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target.Load().Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	e := newEnv(t, setupOpts{remote: client, opts: pipeline.Options{
+		WebhookBaseURL: front.URL, WebhookSecret: []byte("webhook-secret"), RemotePollInterval: time.Hour}})
+	target.Store(webhookServer(t, e.pipes[0]))
+
+	files := []string{"plan-summary.md", "faq.html"}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join("../../samples", f))
+		dbtest.Must(t, err, "read sample")
+		s := e.submit(t, f, data)
+		ji := e.wait(t, s.JobID, time.Minute)
+		if ji.Status != pipeline.StatusComplete {
+			t.Fatalf("%s: %s %s", f, ji.Status, ji.LastError)
+		}
+		for code, want := range map[string]int{"PARSE_REQUESTED": 1, "LLAMAPARSE_WEBHOOK": 1} {
+			if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = $2`, s.JobID, code); n != want {
+				t.Errorf("%s: %d %s events, want %d", f, n, code, want)
+			}
+		}
+		if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'PARSE_STORED'`, s.JobID); n != 1 {
+			t.Errorf("%s: parse finished %d times, want 1", f, n)
+		}
+		// Wrong token: 401, nothing recorded.
+		before := e.count(t, `SELECT count(*) FROM upload_pipeline.webhook_log WHERE job_id = $1`, s.JobID)
+		resp, err := http.Post(front.URL+"/v1/webhooks/llamaparse/"+s.JobID.String()+"/"+strings.Repeat("0", 64), "application/json",
+			strings.NewReader(`{"job_id":"x","status":"SUCCESS"}`))
+		dbtest.Must(t, err, "post")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("wrong token: HTTP %d, want 401", resp.StatusCode)
+		}
+		if after := e.count(t, `SELECT count(*) FROM upload_pipeline.webhook_log WHERE job_id = $1`, s.JobID); after != before {
+			t.Errorf("wrong token changed webhook_log: %d -> %d", before, after)
+		}
+	}
+	// All three deliveries of each webhook arrived (the last two acknowledged as duplicates).
+	deadline := time.Now().Add(10 * time.Second)
+	for twin.Stats().WebhooksDelivered < int64(3*len(files)) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := twin.Stats().WebhooksDelivered; got < int64(3*len(files)) {
+		t.Errorf("twin delivered %d webhooks, want %d", got, 3*len(files))
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE code = 'LLAMAPARSE_WEBHOOK'`); n != len(files) {
+		t.Errorf("%d webhook events after duplicates, want %d", n, len(files))
 	}
 }

@@ -78,7 +78,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		if err != nil {
 			return parse.Document{}, err
 		}
-		id, err := r.p.remote.Submit(ctx, data, r.filename, "")
+		id, err := r.p.remote.Submit(ctx, data, r.filename, r.p.webhookURL(r.jobID))
 		if err != nil {
 			return parse.Document{}, err
 		}
@@ -93,7 +93,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 			return parse.Document{}, err
 		}
 		r.log.Info("submitted to remote parser", "remote_job_id", id)
-		return parse.Document{}, &snooze{llamaparse.PollInterval(1), "remote parse submitted"}
+		return parse.Document{}, &snooze{r.p.pollInterval(1), "remote parse submitted"}
 	}
 	st, err := r.p.remote.Status(ctx, r.remoteID)
 	if err != nil {
@@ -112,7 +112,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		if time.Since(submitted) > r.p.opts.RemoteParseDeadline {
 			return parse.Document{}, fault.Permanentf("LLAMAPARSE_EXPIRED", "the remote parse did not finish within %s", r.p.opts.RemoteParseDeadline)
 		}
-		return parse.Document{}, &snooze{llamaparse.PollInterval(polls + 1), "remote parse " + st.State}
+		return parse.Document{}, &snooze{r.p.pollInterval(polls + 1), "remote parse " + st.State}
 	}
 	if err := st.Err(); err != nil {
 		if !fault.IsPermanent(err) {
