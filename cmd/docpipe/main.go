@@ -93,9 +93,6 @@ func (a *app) Close() {
 
 // newApp connects to the database and builds the pipeline.
 func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
-	if cfg.EmbedProvider != "local" {
-		return nil, fmt.Errorf("DOCPIPE_EMBED_PROVIDER=%s is not available in this build yet; use local", cfg.EmbedProvider)
-	}
 	pool, err := db.Open(ctx, cfg.DatabaseURL, int32(cfg.WorkerConcurrency*2+8))
 	if err != nil {
 		return nil, fmt.Errorf("%w (is DATABASE_URL right, and did `docpipe migrate up` run?)", err)
@@ -114,7 +111,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		a.Close()
 		return nil, err
 	}
-	a.embedder, err = embed.NewLocal(cfg.EmbedDims)
+	a.embedder, err = newEmbedder(cfg, log)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -134,12 +131,31 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		Workers:             cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, EmbedBatch: cfg.EmbedBatch, EmbedBatchDelay: cfg.EmbedBatchDelay,
 		MaxUploadBytes: cfg.MaxUploadBytes, ShutdownTimeout: cfg.ShutdownTimeout,
+		WebhookBaseURL: cfg.PublicURL, WebhookSecret: []byte(cfg.WebhookSecret),
+		Budgets: pipeline.Budgets{pipeline.ServiceOpenAI: cfg.BudgetOpenAIUSD, pipeline.ServiceLlamaParse: cfg.BudgetLlamaParseUSD},
 	})
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// newEmbedder builds the configured embedding backend.
+func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
+	if cfg.EmbedProvider != "openai" {
+		return embed.NewLocal(cfg.EmbedDims)
+	}
+	e, err := embed.NewOpenAI(embed.OpenAIOptions{
+		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.EmbedModel, Dims: cfg.EmbedDims,
+		RPM: cfg.OpenAIRPM, TPM: cfg.OpenAITPM, MaxBatchTokens: cfg.OpenAIMaxBatch, Concurrency: cfg.OpenAIConc,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("OpenAI embeddings (OPENAI_BASE_URL, DOCPIPE_EMBED_MODEL, DOCPIPE_EMBED_DIMS): %w", err)
+	}
+	log.Info("embedding with an OpenAI-compatible API", "base_url", cfg.OpenAIBaseURL, "model", cfg.EmbedModel, "dims", e.Dims(),
+		"rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
+	return e, nil
 }
 
 // setup is loadConfig + newLogger + newApp.

@@ -277,31 +277,45 @@ func TestWorkerStopsGracefullyOnSIGTERM(t *testing.T) {
 
 // DOCPIPE_PARSER=llamaparse sends documents through the LlamaParse client to the twin
 // run as `docpipe mock llamaparse`, and they complete with the same chunks as locally.
-func TestCLIIngestWithLlamaParse(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	twin := exec.CommandContext(ctx, binary, "mock", "llamaparse", "--addr", "127.0.0.1:0", "--api-key", "llx-cli", "--delay", "200ms", "--drop-webhooks", "1")
+// startTwin runs `docpipe mock ARGS…` on a free port until the test ends and
+// returns its base URL.
+func startTwin(t *testing.T, ctx context.Context, args ...string) string {
+	t.Helper()
+	twin := exec.CommandContext(ctx, binary, append(append([]string{"mock"}, args...), "--addr", "127.0.0.1:0")...)
 	twin.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"))
 	stdout, err := twin.StdoutPipe()
 	dbtest.Must(t, err, "pipe")
 	dbtest.Must(t, twin.Start(), "start twin")
-	defer func() { _ = twin.Process.Signal(syscall.SIGTERM); _ = twin.Wait() }()
+	t.Cleanup(func() { _ = twin.Process.Signal(syscall.SIGTERM); _ = twin.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	dbtest.Must(t, err, "twin address")
-	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
-	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+base, "LLAMA_CLOUD_API_KEY=llx-cli")
+	return strings.TrimSpace(line[strings.Index(line, "http://"):])
+}
+
+// The CLI with DOCPIPE_PARSER=llamaparse and DOCPIPE_EMBED_PROVIDER=openai against
+// the twins (as processes) gives the same chunks and vectors as the local path.
+func TestCLIIngestWithTwins(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := startTwin(t, ctx, "llamaparse", "--api-key", "llx-cli", "--delay", "200ms", "--drop-webhooks", "1")
+	oai := startTwin(t, ctx, "openai", "--api-key", "sk-cli", "--error-rates", "500=0.2", "--seed", "7")
+	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+base, "LLAMA_CLOUD_API_KEY=llx-cli",
+		"DOCPIPE_EMBED_PROVIDER=openai", "OPENAI_BASE_URL="+oai+"/v1", "OPENAI_API_KEY=sk-cli")
 	local := newCLI(t)
 	sample := filepath.Join("..", "..", "samples", "plan-summary.md")
 	for _, c := range []*cli{remote, local} {
 		c.mustRun("ingest", sample)
 	}
-	shas := `SELECT coalesce(string_agg(chunk_sha, ',' ORDER BY chunk_ord), '') FROM upload_pipeline.document_chunks`
+	shas := `SELECT coalesce(string_agg(chunk_sha || vector_sha, ',' ORDER BY chunk_ord), '') FROM upload_pipeline.document_chunks`
 	var r, l string
 	dbtest.Must(t, remote.db.QueryRow(ctx, shas).Scan(&r), "remote chunks")
 	dbtest.Must(t, local.db.QueryRow(ctx, shas).Scan(&l), "local chunks")
 	if r == "" || r != l {
-		t.Errorf("chunks via the LlamaParse twin differ from the local parser's:\n%s\n%s", r, l)
+		t.Errorf("chunks via the twins differ from the local path's:\n%s\n%s", r, l)
+	}
+	if n := remote.scalar(`SELECT count(*) FROM upload_pipeline.upload_jobs WHERE tokens > 0 AND cost_usd > 0`); n != 1 {
+		t.Errorf("%d jobs billed for their embeddings, want 1", n)
 	}
 	if n := remote.scalar(`SELECT count(*) FROM upload_pipeline.events WHERE code = 'PARSE_REQUESTED'`); n != 1 {
 		t.Errorf("remote parse requests = %d, want 1", n)

@@ -85,6 +85,18 @@ type Config struct {
 	EmbedDims       int           // DOCPIPE_EMBED_DIMS
 	EmbedBatch      int           // DOCPIPE_EMBED_BATCH
 	EmbedBatchDelay time.Duration // DOCPIPE_EMBED_BATCH_DELAY
+	EmbedModel      string        // DOCPIPE_EMBED_MODEL
+	OpenAIBaseURL   string        // OPENAI_BASE_URL
+	OpenAIRPM       int           // OPENAI_RPM
+	OpenAITPM       int           // OPENAI_TPM
+	OpenAIMaxBatch  int           // OPENAI_MAX_BATCH_TOKENS
+	OpenAIConc      int           // OPENAI_CONCURRENCY
+
+	BudgetOpenAIUSD     float64 // DOCPIPE_BUDGET_OPENAI_USD
+	BudgetLlamaParseUSD float64 // DOCPIPE_BUDGET_LLAMAPARSE_USD
+
+	PublicURL     string // DOCPIPE_PUBLIC_URL
+	WebhookSecret string // DOCPIPE_WEBHOOK_SECRET (secret)
 
 	MaxUploadBytes int64 // DOCPIPE_MAX_UPLOAD_BYTES
 	MaxPages       int   // DOCPIPE_MAX_PAGES
@@ -189,6 +201,37 @@ var schema = []field{
 	{Var{Name: "DOCPIPE_EMBED_BATCH_DELAY", Default: "0s", Kind: "duration", Min: "0", Max: "1m",
 		Doc: "Pause after each committed embedding micro-batch (crude throttling; tests use it to kill a worker mid-stage)."},
 		func(c *Config) any { return &c.EmbedBatchDelay }},
+
+	{Var{Name: "DOCPIPE_EMBED_MODEL", Default: "text-embedding-3-small", Kind: "string",
+		Doc: "Embedding model (openai provider): text-embedding-3-small/-large, ada-002, or the model name of an OpenAI-compatible server."},
+		func(c *Config) any { return &c.EmbedModel }},
+	{Var{Name: "OPENAI_BASE_URL", Default: "https://api.openai.com/v1", Kind: "string",
+		Doc: "OpenAI-compatible API root (Azure deployment URL, Ollama http://localhost:11434/v1, vLLM, TEI, or the local twin `docpipe mock openai`)."},
+		func(c *Config) any { return &c.OpenAIBaseURL }},
+	{Var{Name: "OPENAI_RPM", Default: "3000", Kind: "int", Min: "0", Max: "1000000",
+		Doc: "Embedding requests per minute this process allows itself (0 = no own limit; server headers still obeyed)."},
+		func(c *Config) any { return &c.OpenAIRPM }},
+	{Var{Name: "OPENAI_TPM", Default: "1000000", Kind: "int", Min: "0", Max: "1000000000",
+		Doc: "Embedding tokens per minute this process allows itself (0 = no own limit)."},
+		func(c *Config) any { return &c.OpenAITPM }},
+	{Var{Name: "OPENAI_MAX_BATCH_TOKENS", Default: "300000", Kind: "int", Min: "1000", Max: "300000",
+		Doc: "Most tokens in one embeddings request."},
+		func(c *Config) any { return &c.OpenAIMaxBatch }},
+	{Var{Name: "OPENAI_CONCURRENCY", Default: "2", Kind: "int", Min: "1", Max: "64",
+		Doc: "Embedding requests one micro-batch keeps in flight."},
+		func(c *Config) any { return &c.OpenAIConc }},
+	{Var{Name: "DOCPIPE_BUDGET_OPENAI_USD", Default: "0", Kind: "usd",
+		Doc: "Daily (UTC) spending limit on embeddings; when reached, embedding pauses (jobs wait, nothing fails) until the next day. Logged at 80% and 100%."},
+		func(c *Config) any { return &c.BudgetOpenAIUSD }},
+	{Var{Name: "DOCPIPE_BUDGET_LLAMAPARSE_USD", Default: "0", Kind: "usd",
+		Doc: "Daily (UTC) spending limit on LlamaParse; when reached, remote parsing pauses until the next day."},
+		func(c *Config) any { return &c.BudgetLlamaParseUSD }},
+	{Var{Name: "DOCPIPE_PUBLIC_URL", Kind: "string",
+		Doc: "docpipe's URL as external services reach it (LlamaParse webhooks go to {this}/v1/webhooks/llamaparse/...); empty = poll only."},
+		func(c *Config) any { return &c.PublicURL }},
+	{Var{Name: "DOCPIPE_WEBHOOK_SECRET", Secret: true, Kind: "string",
+		Doc: "Key for the per-job webhook tokens (HMAC-SHA256); needed with DOCPIPE_PUBLIC_URL. Same value on every API and worker process."},
+		func(c *Config) any { return &c.WebhookSecret }},
 
 	{Var{Name: "DOCPIPE_MAX_UPLOAD_BYTES", Default: "50MiB", Kind: "bytes", Min: "1", Max: "10GiB",
 		Doc: "Largest accepted upload; KB/MB/GB = 1000^n bytes, KiB/MiB/GiB = 1024^n bytes."},
@@ -296,6 +339,9 @@ func Load(getenv func(string) string) (Config, []Problem) {
 		problems = append(problems, problem(envOpenAIKey,
 			"required when "+envEmbedProvider+"=openai but not set"))
 	}
+	if c.PublicURL != "" && c.WebhookSecret == "" {
+		problems = append(problems, problem("DOCPIPE_WEBHOOK_SECRET", "required when DOCPIPE_PUBLIC_URL is set but not set"))
+	}
 	return c, problems
 }
 
@@ -343,7 +389,7 @@ func check(v Var, raw string) (value, string) {
 }
 
 func isNumeric(kind string) bool {
-	return kind == "int" || kind == "duration" || kind == "bytes"
+	return kind == "int" || kind == "duration" || kind == "bytes" || kind == "usd"
 }
 
 // parseKind parses s as kind. On failure it returns a description of what s
@@ -370,6 +416,12 @@ func parseKind(kind, s string) (value, string) {
 			return value{}, "is not a boolean (true or false)"
 		}
 		return value{b: b}, ""
+	case kind == "usd":
+		f, err := strconv.ParseFloat(strings.TrimPrefix(s, "$"), 64)
+		if err != nil || f < 0 || f > 1e9 {
+			return value{}, "is not an amount in US dollars (examples: 5, 12.50)"
+		}
+		return value{n: int64(f*1e6 + 0.5)}, "" // micro-dollars, so bounds compare as integers
 	case kind == "bytes":
 		n, ok := parseBytes(s)
 		if !ok {
@@ -411,6 +463,8 @@ func assign(p any, v value) {
 		*p = time.Duration(v.n)
 	case *bool:
 		*p = v.b
+	case *float64:
+		*p = float64(v.n) / 1e6
 	default:
 		panic(fmt.Sprintf("config: unsupported field type %T", p))
 	}
@@ -627,6 +681,8 @@ func kindDoc(v Var) string {
 		s = "Byte size (e.g. 52428800, 50MB, 50MiB)"
 	case v.Kind == "bool":
 		s = "Boolean"
+	case v.Kind == "usd":
+		s = "US dollars (e.g. 5, 12.50; 0 = no budget)"
 	case v.Kind == "uuid":
 		s = "UUID"
 	case strings.HasPrefix(v.Kind, "enum:"):
@@ -704,6 +760,8 @@ func formatField(f field, c *Config) string {
 		return formatDuration(*p)
 	case *bool:
 		return strconv.FormatBool(*p)
+	case *float64:
+		return strconv.FormatFloat(*p, 'f', -1, 64)
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -58,6 +59,12 @@ func TestDefaults(t *testing.T) {
 		EmbedProvider:      "local",
 		EmbedDims:          1536,
 		EmbedBatch:         64,
+		EmbedModel:         "text-embedding-3-small",
+		OpenAIBaseURL:      "https://api.openai.com/v1",
+		OpenAIRPM:          3000,
+		OpenAITPM:          1_000_000,
+		OpenAIMaxBatch:     300_000,
+		OpenAIConc:         2,
 		MaxUploadBytes:     50 << 20,
 		MaxPages:           5000,
 		ParseWorkers:       1,
@@ -394,7 +401,7 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-var kindRE = regexp.MustCompile(`^(string|int|duration|bool|bytes|url|uuid|enum:[a-z0-9_-]+(\|[a-z0-9_-]+)+)$`)
+var kindRE = regexp.MustCompile(`^(string|int|duration|bool|bytes|usd|url|uuid|enum:[a-z0-9_-]+(\|[a-z0-9_-]+)+)$`)
 
 func TestSchema(t *testing.T) {
 	vars := Vars()
@@ -475,6 +482,8 @@ func TestSchema(t *testing.T) {
 			ok = f.Kind == "duration"
 		case *bool:
 			ok = f.Kind == "bool"
+		case *float64:
+			ok = f.Kind == "usd"
 		}
 		if !ok {
 			t.Errorf("%s: field type %T does not fit kind %s", f.Name, p, f.Kind)
@@ -537,5 +546,31 @@ func TestFormatDuration(t *testing.T) {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+func TestUSDKind(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://u:p@h/db", "DOCPIPE_BUDGET_OPENAI_USD": "$12.5", "DOCPIPE_BUDGET_LLAMAPARSE_USD": "-1"}
+	c, problems := Load(func(k string) string { return env[k] })
+	if c.BudgetOpenAIUSD != 12.5 {
+		t.Errorf("budget = %v, want 12.5", c.BudgetOpenAIUSD)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0].Message, "DOCPIPE_BUDGET_LLAMAPARSE_USD") || !strings.Contains(problems[0].Message, "US dollars") {
+		t.Errorf("problems = %v", problems)
+	}
+	if got := formatField(field{Var: Var{Kind: "usd"}, ptr: func(c *Config) any { return &c.BudgetOpenAIUSD }}, &c); got != "12.5" {
+		t.Errorf("formatted %q", got)
+	}
+}
+
+// The README's configuration table is generated (`docpipe config docs`); this
+// fails when the schema changed and the README was not regenerated.
+func TestREADMETableMatchesSchema(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), MarkdownTable()) {
+		t.Error("README.md's configuration table differs from the schema: run `make build && bin/docpipe config docs` and paste it into README.md")
 	}
 }

@@ -1,6 +1,9 @@
 package embed
 
-import "maps"
+import (
+	"context"
+	"maps"
+)
 
 // Usage describes one successful embeddings request (one batch).
 type Usage struct {
@@ -37,4 +40,19 @@ func OpenAICost(model string, tokens int, prices map[string]float64) float64 {
 		prices = DefaultOpenAIPrices()
 	}
 	return float64(tokens) * prices[model] / 1e6
+}
+
+type usageKey struct{}
+
+// WithUsage returns a context whose embeddings requests also report their usage
+// to f (besides OpenAIOptions.OnUsage): the pipeline uses it to bill each request
+// to the job that made it. f may be called concurrently.
+func WithUsage(ctx context.Context, f func(Usage)) context.Context {
+	return context.WithValue(ctx, usageKey{}, f)
+}
+
+func reportUsage(ctx context.Context, u Usage) {
+	if f, ok := ctx.Value(usageKey{}).(func(Usage)); ok && f != nil {
+		f(u)
+	}
 }

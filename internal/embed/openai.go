@@ -318,6 +318,9 @@ func (o *OpenAI) Dims() int { return o.dims }
 // BreakerState is "closed", "half-open" or "open".
 func (o *OpenAI) BreakerState() string { return o.cb.State().String() }
 
+// Service names the billed service for usage and budgets.
+func (o *OpenAI) Service() string { return "openai" }
+
 // Stats returns a snapshot of the counters.
 func (o *OpenAI) Stats() OpenAIStats {
 	o.mu.Lock()
@@ -460,12 +463,12 @@ func (o *OpenAI) embedBatch(ctx context.Context, inputs []string, tokens int) ([
 		s.Tokens += int64(res.tokens)
 		s.CostUSD += cost
 	})
+	u := Usage{Model: o.opts.Model, Inputs: len(inputs), PromptTokens: res.tokens, TotalTokens: res.total,
+		Attempts: res.attempts, CostUSD: cost}
 	if o.opts.OnUsage != nil {
-		o.opts.OnUsage(Usage{
-			Model: o.opts.Model, Inputs: len(inputs), PromptTokens: res.tokens, TotalTokens: res.total,
-			Attempts: res.attempts, CostUSD: cost,
-		})
+		o.opts.OnUsage(u)
 	}
+	reportUsage(ctx, u)
 	return res.vecs, nil
 }
 

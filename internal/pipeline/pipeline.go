@@ -74,6 +74,13 @@ type Options struct {
 	// RemotePollInterval, when set, replaces the growing poll schedule
 	// (1, 2, 4, 8, 16, then every 30 s) of a remote parse with a fixed interval.
 	RemotePollInterval time.Duration
+	// Budgets are daily spending limits per service (ServiceOpenAI, ServiceLlamaParse).
+	Budgets Budgets
+	// BudgetRecheck is how often a stage paused by a spent budget looks again
+	// (default 1 minute; it also resumes at the next UTC day).
+	BudgetRecheck time.Duration
+	// Now is the clock for billing days (nil = time.Now); tests move it.
+	Now func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -94,6 +101,9 @@ func (o *Options) defaults() {
 	}
 	if o.RescueAfter <= o.JobTimeout {
 		o.RescueAfter = o.JobTimeout + 30*time.Second
+	}
+	if o.BudgetRecheck <= 0 {
+		o.BudgetRecheck = time.Minute
 	}
 	if o.EmbedBatch <= 0 {
 		o.EmbedBatch = 64

@@ -74,6 +74,9 @@ func (r *run) parse(ctx context.Context) (applyFunc, error) {
 // snoozes until it finishes or the deadline passes.
 func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 	if r.remoteID == "" {
+		if err := r.overBudget(ctx, ServiceLlamaParse); err != nil {
+			return parse.Document{}, err
+		}
 		data, err := r.readObject(ctx, r.rawPath)
 		if err != nil {
 			return parse.Document{}, err
@@ -125,6 +128,9 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 	}
 	res, err := r.p.remote.Markdown(ctx, r.remoteID)
 	if err != nil {
+		return parse.Document{}, err
+	}
+	if err := r.billRemoteParse(ctx, res); err != nil {
 		return parse.Document{}, err
 	}
 	if st.State == llamaparse.StatePartialSuccess {
@@ -254,7 +260,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	if total == 0 {
 		return nil, fault.Transientf("CHUNK_BUFFER_EMPTY", "no buffered chunks to embed")
 	}
-	rows, err := r.conn.Query(ctx, `SELECT c.chunk_id, c.text FROM upload_pipeline.document_chunk_buffer c
+	rows, err := r.conn.Query(ctx, `SELECT c.chunk_id, c.text, c.token_count FROM upload_pipeline.document_chunk_buffer c
 		WHERE c.document_id = $1 AND c.chunker_name = $2 AND c.chunker_version = $3
 		  AND NOT EXISTS (SELECT 1 FROM upload_pipeline.document_vector_buffer v
 		                  WHERE v.chunk_id = c.chunk_id AND v.embed_model = $4 AND v.embed_version = $5)
@@ -263,12 +269,13 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		return nil, err
 	}
 	type pending struct {
-		id   uuid.UUID
-		text string
+		id     uuid.UUID
+		text   string
+		tokens int
 	}
 	todo, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pending, error) {
 		var p pending
-		return p, row.Scan(&p.id, &p.text)
+		return p, row.Scan(&p.id, &p.text, &p.tokens)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list chunks to embed: %w", err)
@@ -276,18 +283,33 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	done := total - len(todo)
 	r.log.Info("embedding", "chunks_total", total, "already_embedded", done, "model", model)
 	batch := r.p.opts.EmbedBatch
+	service := embedService(e)
+	sink := &usageSink{}
 	for start := 0; start < len(todo); start += batch {
 		if start > 0 && r.nearDeadline(ctx) {
 			// Progress is committed; continue in a fresh attempt rather than time out.
 			return nil, &snooze{0, "embedding progress committed; attempt time nearly used"}
 		}
+		if err := r.overBudget(ctx, service); err != nil {
+			return nil, err
+		}
 		part := todo[start:min(start+batch, len(todo))]
 		texts := make([]string, len(part))
+		var localTokens int64
 		for i, p := range part {
 			texts[i] = p.text
+			localTokens += int64(p.tokens)
 		}
-		vecs, err := e.Embed(ctx, texts)
+		vecs, err := e.Embed(embed.WithUsage(ctx, sink.add), texts)
+		billed := sink.take()
+		if service == ServiceLocal && err == nil {
+			billed = usage{tokens: localTokens} // in-process: no requests, no cost; count the tokens
+		}
 		if err != nil {
+			// Requests that succeeded before the failure are billed all the same.
+			if berr := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error { return r.bill(ctx, tx, service, billed) }); berr != nil {
+				r.log.Error("could not record embedding usage", "error", berr)
+			}
 			return nil, err
 		}
 		if len(vecs) != len(part) {
@@ -305,6 +327,9 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		done += len(part)
 		r.progress["embeds_done"], r.progress["embeds_total"] = done, total
 		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			if err := r.bill(ctx, tx, service, billed); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.document_vector_buffer
 				(chunk_id, document_id, embed_model, embed_version, dims, embedding, vector_sha, batch_id)
 				SELECT u.id, $1, $2, $3, $4, u.v, u.sha, $5
