@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,12 +40,9 @@ pdfium is compiled into DOCPIPE_CACHE_DIR before the first run, so the figures a
 steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a machine sees).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if adminURL == "" {
-				cl := &devenv.Cluster{Dir: clusterDir, Port: clusterPort, Fsync: true}
-				if err := cl.Start(ctx); err != nil {
-					return err
-				}
-				adminURL = cl.URL("postgres")
+			adminURL, err := benchCluster(cmd, adminURL, clusterDir, clusterPort)
+			if err != nil {
+				return err
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -102,9 +101,74 @@ steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a m
 	c.Flags().IntVar(&runs, "runs", 5, "runs per workload (the median is reported)")
 	c.Flags().IntVar(&small, "small", 200, "number of generated one-page PDFs (0 = skip)")
 	c.Flags().StringVar(&pdfPath, "pdf", "../shared/corpus/scan_classic_hmo.pdf", "large PDF to ingest (\"\" = skip)")
-	c.Flags().StringVar(&adminURL, "admin-url", "", "superuser URL of an existing cluster (default: start a private one)")
-	c.Flags().StringVar(&clusterDir, "cluster-dir", ".docpipe/bench-pg", "private cluster folder")
-	c.Flags().IntVar(&clusterPort, "cluster-port", 54340, "private cluster port")
-	c.Flags().StringArrayVar(&workerEnvFlag, "worker-env", nil, "extra NAME=value for the worker process (repeatable)")
+	c.PersistentFlags().StringVar(&adminURL, "admin-url", "", "superuser URL of an existing cluster (default: start a private one)")
+	c.PersistentFlags().StringVar(&clusterDir, "cluster-dir", ".docpipe/bench-pg", "private cluster folder")
+	c.PersistentFlags().IntVar(&clusterPort, "cluster-port", 54340, "private cluster port")
+	c.PersistentFlags().StringArrayVar(&workerEnvFlag, "worker-env", nil, "extra NAME=value for the worker process (repeatable)")
+	c.AddCommand(benchThroughputCmd(&adminURL, &clusterDir, &clusterPort, &workerEnvFlag))
+	return c
+}
+
+// benchCluster returns adminURL, or starts the private benchmark cluster (fsync on).
+func benchCluster(cmd *cobra.Command, adminURL, dir string, port int) (string, error) {
+	if adminURL != "" {
+		return adminURL, nil
+	}
+	cl := &devenv.Cluster{Dir: dir, Port: port, Fsync: true}
+	if err := cl.Start(cmd.Context()); err != nil {
+		return "", err
+	}
+	return cl.URL("postgres"), nil
+}
+
+func benchThroughputCmd(adminURL, clusterDir *string, clusterPort *int, workerEnv *[]string) *cobra.Command {
+	var (
+		runs           int
+		to             bench.ThroughputOptions
+		warmup, window time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "throughput",
+		Short: "Sustained embedding throughput against the OpenAI twin at its rate limits",
+		Long: `throughput runs one 'docpipe worker' with DOCPIPE_EMBED_PROVIDER=openai against the
+OpenAI twin limited to --tpm and --rpm (the worker's own limiter gets the same limits),
+keeps it busy with generated markdown documents, and reports the tokens embedded per
+minute after --warmup as a share of --tpm, the share of requests answered 429, and
+whether every document completed. Median of --runs.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, err := benchCluster(cmd, *adminURL, *clusterDir, *clusterPort)
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			to.Warmup, to.Window = warmup, window
+			o := bench.Options{AdminURL: url, WorkerBin: self, WorkerEnv: *workerEnv}
+			var results []bench.ThroughputResult
+			for i := range runs {
+				r, err := bench.Throughput(cmd.Context(), o, to)
+				if err != nil {
+					return fmt.Errorf("run %d: %w", i+1, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %.1f%% of %d TPM over %s, %d requests, %d answered 429, %d/%d documents complete\n",
+					i+1, 100*r.Share, to.TPM, window, r.Requests, r.Status429, r.Complete, r.Docs)
+				results = append(results, r)
+			}
+			sort.Slice(results, func(i, j int) bool { return results[i].Share < results[j].Share })
+			m := results[len(results)/2]
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "LIMITS\tRUNS\tMEDIAN SHARE OF TPM\tTOKENS/MIN\t429 SHARE\tDOCS COMPLETE\n")
+			fmt.Fprintf(tw, "%d TPM, %d RPM\t%d\t%.1f%%\t%.0f\t%.2f%%\t%d/%d\n", to.TPM, to.RPM, len(results), 100*m.Share,
+				float64(m.WindowTokens)/window.Minutes(), 100*float64(m.Status429)/float64(max(m.Requests, 1)), m.Complete, m.Docs)
+			return tw.Flush()
+		},
+	}
+	c.Flags().IntVar(&runs, "runs", 3, "runs (the median is reported)")
+	c.Flags().IntVar(&to.TPM, "tpm", 1_000_000, "tokens per minute allowed by the twin")
+	c.Flags().IntVar(&to.RPM, "rpm", 3000, "requests per minute allowed by the twin")
+	c.Flags().DurationVar(&warmup, "warmup", time.Minute, "not measured (the limits start with a full minute's budget)")
+	c.Flags().DurationVar(&window, "window", 2*time.Minute, "measured")
 	return c
 }

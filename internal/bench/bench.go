@@ -38,6 +38,9 @@ type Options struct {
 	WorkerBin string   // path of the docpipe binary
 	WorkerEnv []string // extra environment for the worker (DOCPIPE_* tuning)
 	Log       *slog.Logger
+	// Watch, if set, runs while the run is under way (from the first submit); its
+	// context ends when the run does.
+	Watch func(ctx context.Context, start time.Time)
 }
 
 // Result is one run.
@@ -104,6 +107,12 @@ func Run(ctx context.Context, o Options, docs []Doc) (Result, error) {
 
 	user := uuid.MustParse("00000000-0000-4000-8000-00000000be9c")
 	start := time.Now()
+	if o.Watch != nil {
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); o.Watch(wctx, start) }()
+		defer func() { stop(); <-done }()
+	}
 	for _, d := range docs {
 		if _, err := submitter.Submit(ctx, pipeline.Submission{UserID: user, Filename: d.Name, Data: d.Data}); err != nil {
 			return Result{}, err

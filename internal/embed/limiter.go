@@ -19,6 +19,15 @@ import (
 // the same per-minute size (the kind servers use), so the client does not
 // trigger 429s it could have avoided.
 //
+// On top of the window, requests are paced by two token buckets (requests and
+// tokens) refilled at rpm and tpm per minute that hold only a tenth of a minute's
+// budget: a sliding window alone lets a whole minute's budget go in one burst
+// and then sends nothing until it leaves the window, while servers (OpenAI says
+// so) may enforce the per-minute limits over shorter periods. Paced, the client
+// sends steadily at the limit. A bucket that holds less than the server's
+// (a minute's budget, also starting full) never lets through what the server's
+// would refuse.
+//
 // Requests are scheduled in FIFO order: a reservation is never earlier than
 // the previous one. Reservations are made with an explicit "now" so tests can
 // drive the limiter with a fake clock; the caller sleeps until the returned
@@ -40,6 +49,53 @@ type limiter struct {
 	// What the server last said in x-ratelimit-remaining-* / -reset-*,
 	// decremented locally for each request scheduled before the reset.
 	req, tok serverBudget
+
+	// Pacing buckets (nil when the limit is 0).
+	reqBucket, tokBucket *bucket
+}
+
+// bucket is a token bucket whose level may go below zero (a request bigger
+// than the bucket waits for a full bucket, then is paid off at the refill rate).
+type bucket struct {
+	capacity float64
+	perNs    float64   // refill per nanosecond
+	level    float64   // at time at
+	at       time.Time // zero = not used yet (full)
+}
+
+func newBucket(perMinute int, window time.Duration) *bucket {
+	if perMinute <= 0 {
+		return nil
+	}
+	return &bucket{capacity: max(1, float64(perMinute)/10), perNs: float64(perMinute) / float64(window)}
+}
+
+// earliest is the first time ≥ t at which need (capped at the capacity) is in the bucket.
+func (b *bucket) earliest(t time.Time, need float64) time.Time {
+	if b == nil || b.at.IsZero() {
+		return t
+	}
+	if t.Before(b.at) {
+		t = b.at
+	}
+	level := min(b.capacity, b.level+float64(t.Sub(b.at))*b.perNs)
+	need = min(need, b.capacity)
+	if level >= need {
+		return t
+	}
+	return t.Add(time.Duration((need-level)/b.perNs) + 1)
+}
+
+// take removes n at time t (t ≥ the bucket's time; earliest said it fits).
+func (b *bucket) take(t time.Time, n float64) {
+	if b == nil {
+		return
+	}
+	level := b.capacity
+	if !b.at.IsZero() {
+		level = min(b.capacity, b.level+float64(t.Sub(b.at))*b.perNs)
+	}
+	b.level, b.at = level-n, t
 }
 
 type limEntry struct {
@@ -55,7 +111,8 @@ type serverBudget struct {
 }
 
 func newLimiter(rpm, tpm int) *limiter {
-	return &limiter{rpm: max(rpm, 0), tpm: max(tpm, 0), window: time.Minute}
+	return &limiter{rpm: max(rpm, 0), tpm: max(tpm, 0), window: time.Minute,
+		reqBucket: newBucket(rpm, time.Minute), tokBucket: newBucket(tpm, time.Minute)}
 }
 
 // reserve schedules a request of the given number of tokens and returns the
@@ -99,6 +156,18 @@ func (l *limiter) reserve(now time.Time, tokens int) time.Time {
 		}
 	}
 
+	// Pacing: both buckets must hold enough at t (checking the second may move t
+	// later, which only fills the first further).
+	tokCost := float64(tokens)
+	if l.tpm > 0 {
+		tokCost = min(tokCost, float64(l.tpm))
+	}
+	later(l.tokBucket.earliest(t, tokCost))
+	later(l.reqBucket.earliest(t, 1))
+	later(l.tokBucket.earliest(t, tokCost))
+	l.tokBucket.take(t, tokCost)
+	l.reqBucket.take(t, 1)
+
 	if l.req.known {
 		if t.Before(l.req.resetAt) {
 			l.req.remaining--
@@ -118,6 +187,44 @@ func (l *limiter) reserve(now time.Time, tokens int) time.Time {
 	}
 	l.last = t
 	return t
+}
+
+// cancel gives back a reservation that will not be sent (the caller's deadline
+// or cancellation came first), so it does not hold later requests back.
+func (l *limiter) cancel(at time.Time, tokens int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.log) - 1; i >= 0; i-- {
+		if l.log[i].at.Equal(at) && l.log[i].tokens == tokens {
+			l.log = append(l.log[:i], l.log[i+1:]...)
+			break
+		}
+	}
+	cost := float64(tokens)
+	if l.tpm > 0 {
+		cost = min(cost, float64(l.tpm))
+	}
+	if l.tokBucket != nil {
+		l.tokBucket.level += cost
+	}
+	if l.reqBucket != nil {
+		l.reqBucket.level++
+	}
+	if l.req.known {
+		l.req.remaining++
+	}
+	if l.tok.known {
+		l.tok.remaining += tokens
+	}
+	// FIFO order resumes from the latest reservation still standing.
+	if l.last.Equal(at) {
+		l.last = time.Time{}
+		for _, e := range l.log {
+			if e.at.After(l.last) {
+				l.last = e.at
+			}
+		}
+	}
 }
 
 // prune drops the entries that can no longer be in any window from now on.

@@ -197,3 +197,43 @@ func TestParseAPIErrorShapes(t *testing.T) {
 		}
 	}
 }
+
+// Requests are paced at the limit instead of a minute's budget going in one
+// burst: no 10 s holds more than the bucket (60k tokens) plus 10 s of refill
+// (100k), where a sliding window alone would send 600k at once; and the long-run
+// rate is the limit (3M tokens in about 5 minutes).
+func TestLimiterPacesSteadily(t *testing.T) {
+	l := newLimiter(0, 600_000)
+	var got []limEntry
+	for range 300 {
+		got = append(got, limEntry{at: l.reserve(limT0, 10_000), tokens: 10_000})
+	}
+	checkWindows(t, got, 0, 600_000)
+	for i := range got {
+		sum := 0
+		for j := i; j < len(got) && got[j].at.Sub(got[i].at) < 10*time.Second; j++ {
+			sum += got[j].tokens
+		}
+		if sum > 160_000 {
+			t.Fatalf("%d tokens in the 10 s from %v", sum, got[i].at.Sub(limT0))
+		}
+	}
+	if last := got[len(got)-1].at.Sub(limT0); last < 285*time.Second || last > 300*time.Second {
+		t.Fatalf("3M tokens at 600k TPM took %v", last)
+	}
+}
+
+// A cancelled reservation gives its slot back: the next request goes when the
+// cancelled one would have.
+func TestLimiterCancelGivesTheSlotBack(t *testing.T) {
+	l := newLimiter(0, 600) // bucket 60 tokens, 10 tokens/s
+	l.reserve(limT0, 60)
+	b := l.reserve(limT0, 60)
+	if !b.Equal(limT0.Add(6*time.Second + time.Nanosecond)) {
+		t.Fatal(b.Sub(limT0))
+	}
+	l.cancel(b, 60)
+	if c := l.reserve(limT0, 60); !c.Equal(b) {
+		t.Fatalf("after cancel the next request goes at %v, want %v", c.Sub(limT0), b.Sub(limT0))
+	}
+}

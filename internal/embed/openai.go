@@ -454,6 +454,10 @@ func (o *OpenAI) embedBatch(ctx context.Context, inputs []string, tokens int) ([
 		if errors.As(err, &ce) {
 			return nil, ce.err
 		}
+		var we *WaitError
+		if errors.As(err, &we) {
+			return nil, err
+		}
 		o.count(func(s *OpenAIStats) { s.Failures++ })
 		return nil, err
 	}
@@ -472,6 +476,16 @@ func (o *OpenAI) embedBatch(ctx context.Context, inputs []string, tokens int) ([
 	return res.vecs, nil
 }
 
+// WaitError is returned when the client's own rate limiter would send the
+// request only after the caller's context deadline: nothing was sent and the
+// slot was given back. Call again after Wait (a job queue can snooze that long
+// instead of holding a worker or counting a failure).
+type WaitError struct{ Wait time.Duration }
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("RATE_LIMIT_QUEUE: the client-side rate limit allows this request in %s, after the deadline", e.Wait.Round(time.Millisecond))
+}
+
 // ctxDoneError marks a call that ended because the caller's context did; the
 // breaker ignores it. It never leaves the package.
 type ctxDoneError struct{ err *fault.Error }
@@ -485,7 +499,8 @@ func ctxDone(ctx context.Context) *ctxDoneError {
 
 func breakerExcluded(err error) bool {
 	var ce *ctxDoneError
-	return errors.As(err, &ce)
+	var we *WaitError
+	return errors.As(err, &ce) || errors.As(err, &we)
 }
 
 // breakerSuccess: a rejected request (400) says nothing about the service's
@@ -505,8 +520,15 @@ func (o *OpenAI) send(ctx context.Context, body []byte, n, tokens int) (*batchRe
 			return nil, ctxDone(ctx)
 		}
 		now := o.now()
-		if d := o.lim.reserve(now, tokens).Sub(now); d > 0 {
+		at := o.lim.reserve(now, tokens)
+		if d := at.Sub(now); d > 0 {
+			if dl, ok := ctx.Deadline(); ok && at.After(dl) {
+				// The caller cannot wait that long: give the slot back, say how long.
+				o.lim.cancel(at, tokens)
+				return nil, &WaitError{Wait: d}
+			}
 			if err := o.sleep(ctx, d); err != nil {
+				o.lim.cancel(at, tokens)
 				return nil, ctxDone(ctx)
 			}
 		}

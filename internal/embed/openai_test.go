@@ -945,3 +945,27 @@ func TestOpenAICostDefaults(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// When the client's own limiter has no slot before the caller's deadline, the call
+// returns a WaitError at once, sends nothing, and does not count as a failure.
+func TestOpenAIWaitErrorSendsNothing(t *testing.T) {
+	twin := mock.NewOpenAIServer(mock.OpenAIOptions{})
+	c := oaNew(t, embed.OpenAIOptions{BaseURL: oaServe(t, twin), TPM: 60_000}) // 1000 tokens/s, bucket 6000
+	text := strings.Repeat("coverage ", 5000)                                   // 5000+ tokens
+	if _, err := c.Embed(t.Context(), []string{text}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Embed(ctx, []string{text})
+	var we *embed.WaitError
+	if !errors.As(err, &we) || we.Wait < time.Second {
+		t.Fatalf("err = %v, want a WaitError of seconds", err)
+	}
+	if twin.Requests() != 1 {
+		t.Fatalf("twin got %d requests, want 1", twin.Requests())
+	}
+	if st := c.BreakerState(); st != "closed" || c.Stats().Failures != 0 {
+		t.Errorf("breaker %s, failures %d after a WaitError", st, c.Stats().Failures)
+	}
+}

@@ -305,6 +305,12 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		if service == ServiceLocal && err == nil {
 			billed = usage{tokens: localTokens} // in-process: no requests, no cost; count the tokens
 		}
+		var wait *embed.WaitError
+		if errors.As(err, &wait) {
+			// The client's rate limiter has no slot before this attempt's deadline:
+			// wait for it without holding a worker or counting a failure.
+			err = &snooze{wait.Wait, "embedding rate limit: next slot in " + wait.Wait.Round(time.Millisecond).String()}
+		}
 		if err != nil {
 			// Requests that succeeded before the failure are billed all the same.
 			if berr := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error { return r.bill(ctx, tx, service, billed) }); berr != nil {
