@@ -149,6 +149,7 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 	e, err := embed.NewOpenAI(embed.OpenAIOptions{
 		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.EmbedModel, Dims: cfg.EmbedDims,
 		RPM: cfg.OpenAIRPM, TPM: cfg.OpenAITPM, MaxBatchTokens: cfg.OpenAIMaxBatch, Concurrency: cfg.OpenAIConc,
+		Logger: log.With("component", "openai"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("OpenAI embeddings (OPENAI_BASE_URL, DOCPIPE_EMBED_MODEL, DOCPIPE_EMBED_DIMS): %w", err)

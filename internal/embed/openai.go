@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -124,6 +125,8 @@ type OpenAIOptions struct {
 	// OnUsage is called after each successful request, from the goroutine
 	// that made it (keep it fast; it may be called concurrently).
 	OnUsage func(Usage)
+	// Logger, when set, gets the circuit breaker's state changes.
+	Logger *slog.Logger
 }
 
 // OpenAIStats are cumulative counters of one client.
@@ -292,9 +295,17 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return o.tripNow.Swap(false) || c.ConsecutiveFailures >= failures
 		},
-		OnStateChange: func(_ string, _, to gobreaker.State) {
+		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				o.tripNow.Store(false)
+			}
+			if opts.Logger != nil {
+				level := slog.LevelInfo
+				if to == gobreaker.StateOpen {
+					level = slog.LevelWarn
+				}
+				opts.Logger.Log(context.Background(), level, "embeddings circuit breaker "+to.String(),
+					"from", from.String(), "open_for", opts.BreakerTimeout)
 			}
 		},
 		IsSuccessful: breakerSuccess,
