@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build run test lint bootstrap clean
+.PHONY: build run test lint bootstrap clean docs
 
 build:
 	$(GO) build -o bin/docpipe ./cmd/docpipe
@@ -17,6 +17,10 @@ bootstrap:
 # Bootstrap what is missing, start a private Postgres, run every test, stop it.
 test: bootstrap
 	scripts/test
+
+# Regenerate the configuration table in README.md from the config schema.
+docs: build
+	bin/docpipe config docs --write README.md
 
 lint:
 	$(GO) vet ./...

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,12 +33,29 @@ func configCmd() *cobra.Command {
 			return errors.New("configuration has problems")
 		},
 	})
-	c.AddCommand(&cobra.Command{
+	var write string
+	docs := &cobra.Command{
 		Use:   "docs",
-		Short: "Print the environment variable table (markdown) for README/docs",
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprint(cmd.OutOrStdout(), config.MarkdownTable())
+		Short: "Print the environment variable table (markdown), or --write it into a file between <!-- config-table --> markers",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if write == "" {
+				fmt.Fprint(cmd.OutOrStdout(), config.MarkdownTable())
+				return nil
+			}
+			b, err := os.ReadFile(write)
+			if err != nil {
+				return err
+			}
+			const start, end = "<!-- config-table -->\n", "<!-- /config-table -->"
+			i, j := strings.Index(string(b), start), strings.Index(string(b), end)
+			if i < 0 || j < i {
+				return fmt.Errorf("%s has no %q … %q markers", write, strings.TrimSpace(start), end)
+			}
+			out := string(b[:i+len(start)]) + config.MarkdownTable() + string(b[j:])
+			return os.WriteFile(write, []byte(out), 0o644)
 		},
-	})
+	}
+	docs.Flags().StringVar(&write, "write", "", "replace the table in this file (e.g. README.md)")
+	c.AddCommand(docs)
 	return c
 }

@@ -62,7 +62,7 @@ func mockCmd() *cobra.Command {
 	lp.Flags().BoolVar(&neverFinsh, "never-finish", false, "jobs stay PENDING forever")
 	lp.Flags().Float64Var(&errorRate500, "error-rate-500", 0, "share of requests answered 500 (0..1)")
 	lp.Flags().Int64Var(&seed, "seed", 1, "seed for injected faults")
-	c.AddCommand(lp, mockOpenAICmd())
+	c.AddCommand(lp, mockOpenAICmd(), mockStorageCmd())
 	return c
 }
 

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func workerCmd() *cobra.Command {
-	return &cobra.Command{
+	var healthAddr string
+	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Run pipeline workers until SIGINT/SIGTERM (then finish or release in-flight jobs)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -22,6 +27,14 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
+			if healthAddr != "" {
+				stop, _, err := serveWorkerHealth(healthAddr, a)
+				if err != nil {
+					_ = a.pipe.Stop(context.Background())
+					return err
+				}
+				defer stop()
+			}
 			<-ctx.Done()
 			a.log.Info("shutting down: no new jobs; waiting for running ones", "timeout", a.cfg.ShutdownTimeout)
 			err = a.pipe.Stop(context.Background())
@@ -29,4 +42,31 @@ func workerCmd() *cobra.Command {
 			return err
 		},
 	}
+	c.Flags().StringVar(&healthAddr, "health-addr", "", "serve GET /healthz (process up) and /readyz (database reachable) on this address, e.g. 0.0.0.0:8081")
+	return c
+}
+
+// serveWorkerHealth serves the worker's probes; stop shuts the server down.
+func serveWorkerHealth(addr string, a *app) (stop func(), bound string, err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.pool.Ping(ctx); err != nil {
+			http.Error(w, "database unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--health-addr: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	a.log.Info("worker health endpoints", "addr", l.Addr().String())
+	return func() { _ = srv.Close() }, l.Addr().String(), nil
 }

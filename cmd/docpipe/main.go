@@ -43,7 +43,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd())
+	root.AddCommand(configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd())
 	return root
 }
 
@@ -78,6 +78,7 @@ type app struct {
 	log      *slog.Logger
 	pool     *pgxpool.Pool
 	pipe     *pipeline.Pipeline
+	store    storage.Store
 	parser   *parse.Local
 	embedder embed.Embedder
 }
@@ -98,11 +99,17 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		return nil, fmt.Errorf("%w (is DATABASE_URL right, and did `docpipe migrate up` run?)", err)
 	}
 	a := &app{cfg: cfg, log: log, pool: pool}
-	store, err := storage.NewLocal(cfg.DataDir)
+	store, err := storage.Open(storage.Settings{
+		Backend: cfg.Storage, Dir: cfg.DataDir, SignSecret: cfg.StorageSignSecret, PublicBaseURL: cfg.PublicURL,
+		S3Endpoint: cfg.S3Endpoint, S3Region: cfg.S3Region, S3Bucket: cfg.S3Bucket, S3AccessKey: cfg.S3AccessKey,
+		S3SecretKey: cfg.S3SecretKey, S3SessionToken: cfg.S3SessionToken, S3VirtualHosted: cfg.S3VirtualHosted,
+		SupabaseURL: cfg.SupabaseURL, SupabaseKey: cfg.SupabaseKey, SupabaseBucket: cfg.SupabaseBucket,
+	})
 	if err != nil {
 		a.Close()
-		return nil, err
+		return nil, fmt.Errorf("DOCPIPE_STORAGE=%s: %w", cfg.Storage, err)
 	}
+	a.store = store
 	a.parser = parse.NewLocal(parse.Options{
 		CacheDir: filepath.Join(cfg.CacheDir, "wazero"), MaxPages: cfg.MaxPages, Workers: cfg.ParseWorkers,
 	})

@@ -292,16 +292,19 @@ func startTwin(t *testing.T, ctx context.Context, args ...string) string {
 	return strings.TrimSpace(line[strings.Index(line, "http://"):])
 }
 
-// The CLI with DOCPIPE_PARSER=llamaparse and DOCPIPE_EMBED_PROVIDER=openai against
-// the twins (as processes) gives the same chunks and vectors as the local path.
+// The CLI with DOCPIPE_PARSER=llamaparse, DOCPIPE_EMBED_PROVIDER=openai and
+// DOCPIPE_STORAGE=supabase against the three twins (as processes) gives the same
+// chunks and vectors as the local path.
 func TestCLIIngestWithTwins(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	base := startTwin(t, ctx, "llamaparse", "--api-key", "llx-cli", "--delay", "200ms", "--drop-webhooks", "1")
 	oai := startTwin(t, ctx, "openai", "--api-key", "sk-cli", "--error-rates", "500=0.2", "--seed", "7")
+	blobs := startTwin(t, ctx, "storage", "--api-key", "service-key-cli")
 	remote := newCLI(t, "DOCPIPE_PARSER=llamaparse", "LLAMAPARSE_BASE_URL="+base, "LLAMA_CLOUD_API_KEY=llx-cli",
-		"DOCPIPE_EMBED_PROVIDER=openai", "OPENAI_BASE_URL="+oai+"/v1", "OPENAI_API_KEY=sk-cli")
+		"DOCPIPE_EMBED_PROVIDER=openai", "OPENAI_BASE_URL="+oai+"/v1", "OPENAI_API_KEY=sk-cli",
+		"DOCPIPE_STORAGE=supabase", "SUPABASE_URL="+blobs+"/storage/v1", "SUPABASE_SERVICE_ROLE_KEY=service-key-cli")
 	local := newCLI(t)
 	sample := filepath.Join("..", "..", "samples", "plan-summary.md")
 	for _, c := range []*cli{remote, local} {

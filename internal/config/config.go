@@ -98,6 +98,19 @@ type Config struct {
 	PublicURL     string // DOCPIPE_PUBLIC_URL
 	WebhookSecret string // DOCPIPE_WEBHOOK_SECRET (secret)
 
+	Storage           string // DOCPIPE_STORAGE: local, s3 or supabase
+	StorageSignSecret string // DOCPIPE_STORAGE_SIGN_SECRET (secret)
+	S3Endpoint        string // S3_ENDPOINT
+	S3Region          string // S3_REGION
+	S3Bucket          string // S3_BUCKET
+	S3AccessKey       string // S3_ACCESS_KEY_ID (secret)
+	S3SecretKey       string // S3_SECRET_ACCESS_KEY (secret)
+	S3SessionToken    string // S3_SESSION_TOKEN (secret)
+	S3VirtualHosted   bool   // S3_VIRTUAL_HOSTED
+	SupabaseURL       string // SUPABASE_URL
+	SupabaseKey       string // SUPABASE_SERVICE_ROLE_KEY (secret)
+	SupabaseBucket    string // SUPABASE_STORAGE_BUCKET
+
 	MaxUploadBytes int64 // DOCPIPE_MAX_UPLOAD_BYTES
 	MaxPages       int   // DOCPIPE_MAX_PAGES
 	ParseWorkers   int   // DOCPIPE_PARSE_WORKERS
@@ -233,6 +246,35 @@ var schema = []field{
 		Doc: "Key for the per-job webhook tokens (HMAC-SHA256); needed with DOCPIPE_PUBLIC_URL. Same value on every API and worker process."},
 		func(c *Config) any { return &c.WebhookSecret }},
 
+	{Var{Name: "DOCPIPE_STORAGE", Default: "local", Kind: "enum:local|s3|supabase",
+		Doc: "Blob store for raw and parsed documents: local (DOCPIPE_DATA_DIR), s3 (any S3-compatible service, also Supabase's S3 endpoint) or supabase (Storage REST API)."},
+		func(c *Config) any { return &c.Storage }},
+	{Var{Name: "DOCPIPE_STORAGE_SIGN_SECRET", Secret: true, Kind: "string",
+		Doc: "Local store only: key (16+ bytes) for the signed upload/download URLs docpipe serves under /v1/blobs/ on DOCPIPE_PUBLIC_URL."},
+		func(c *Config) any { return &c.StorageSignSecret }},
+	{Var{Name: "S3_ENDPOINT", Kind: "string",
+		Doc: "S3 endpoint URL (MinIO, Supabase https://<ref>.supabase.co/storage/v1/s3, R2…); empty = AWS."},
+		func(c *Config) any { return &c.S3Endpoint }},
+	{Var{Name: "S3_REGION", Default: "us-east-1", Kind: "string", Doc: "S3 region."},
+		func(c *Config) any { return &c.S3Region }},
+	{Var{Name: "S3_BUCKET", Kind: "string", Doc: "S3 bucket; required when DOCPIPE_STORAGE=s3."},
+		func(c *Config) any { return &c.S3Bucket }},
+	{Var{Name: "S3_ACCESS_KEY_ID", Secret: true, Kind: "string", Doc: "S3 access key id."},
+		func(c *Config) any { return &c.S3AccessKey }},
+	{Var{Name: "S3_SECRET_ACCESS_KEY", Secret: true, Kind: "string", Doc: "S3 secret access key."},
+		func(c *Config) any { return &c.S3SecretKey }},
+	{Var{Name: "S3_SESSION_TOKEN", Secret: true, Kind: "string", Doc: "S3 session token (temporary credentials)."},
+		func(c *Config) any { return &c.S3SessionToken }},
+	{Var{Name: "S3_VIRTUAL_HOSTED", Default: "false", Kind: "bool", Doc: "Address the bucket virtual-host style instead of path style."},
+		func(c *Config) any { return &c.S3VirtualHosted }},
+	{Var{Name: "SUPABASE_URL", Kind: "string",
+		Doc: "Supabase project URL (https://<ref>.supabase.co) or a storage-api base; required when DOCPIPE_STORAGE=supabase."},
+		func(c *Config) any { return &c.SupabaseURL }},
+	{Var{Name: "SUPABASE_SERVICE_ROLE_KEY", Secret: true, Kind: "string", Doc: "Supabase service_role key for Storage; required when DOCPIPE_STORAGE=supabase."},
+		func(c *Config) any { return &c.SupabaseKey }},
+	{Var{Name: "SUPABASE_STORAGE_BUCKET", Default: "docpipe", Kind: "string", Doc: "Supabase Storage bucket."},
+		func(c *Config) any { return &c.SupabaseBucket }},
+
 	{Var{Name: "DOCPIPE_MAX_UPLOAD_BYTES", Default: "50MiB", Kind: "bytes", Min: "1", Max: "10GiB",
 		Doc: "Largest accepted upload; KB/MB/GB = 1000^n bytes, KiB/MiB/GiB = 1024^n bytes."},
 		func(c *Config) any { return &c.MaxUploadBytes }},
@@ -338,6 +380,15 @@ func Load(getenv func(string) string) (Config, []Problem) {
 	if ok(envEmbedProvider) && c.EmbedProvider == "openai" && c.OpenAIAPIKey == "" {
 		problems = append(problems, problem(envOpenAIKey,
 			"required when "+envEmbedProvider+"=openai but not set"))
+	}
+	if c.Storage == "s3" && c.S3Bucket == "" {
+		problems = append(problems, problem("S3_BUCKET", "required when DOCPIPE_STORAGE=s3 but not set"))
+	}
+	if c.Storage == "supabase" && (c.SupabaseURL == "" || c.SupabaseKey == "") {
+		problems = append(problems, problem("SUPABASE_URL", "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required when DOCPIPE_STORAGE=supabase"))
+	}
+	if c.StorageSignSecret != "" && len(c.StorageSignSecret) < 16 {
+		problems = append(problems, problem("DOCPIPE_STORAGE_SIGN_SECRET", "must be at least 16 bytes"))
 	}
 	if c.PublicURL != "" && c.WebhookSecret == "" {
 		problems = append(problems, problem("DOCPIPE_WEBHOOK_SECRET", "required when DOCPIPE_PUBLIC_URL is set but not set"))

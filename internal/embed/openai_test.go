@@ -951,7 +951,7 @@ func TestOpenAICostDefaults(t *testing.T) {
 func TestOpenAIWaitErrorSendsNothing(t *testing.T) {
 	twin := mock.NewOpenAIServer(mock.OpenAIOptions{})
 	c := oaNew(t, embed.OpenAIOptions{BaseURL: oaServe(t, twin), TPM: 60_000}) // 1000 tokens/s, bucket 6000
-	text := strings.Repeat("coverage ", 5000)                                   // 5000+ tokens
+	text := strings.Repeat("coverage ", 5000)                                  // 5000+ tokens
 	if _, err := c.Embed(t.Context(), []string{text}); err != nil {
 		t.Fatal(err)
 	}

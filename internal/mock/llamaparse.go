@@ -199,6 +199,8 @@ func NewLlamaParseServer(opts LlamaParseOptions) *LlamaParseServer {
 		mux.HandleFunc("GET "+p+"/job/{job_id}/result/{kind}", s.api(&s.resultN, s.result))
 		mux.HandleFunc("GET "+p+"/job/{job_id}/result/raw/{kind}", s.api(&s.resultN, s.result))
 	}
+	// Not a route of the real service: the twin's own health check for orchestrators.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		lpDetail(w, http.StatusNotFound, "Not Found")
 	})

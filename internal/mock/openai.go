@@ -147,6 +147,8 @@ func NewOpenAIServer(opts OpenAIOptions) *OpenAIServer {
 		mux.HandleFunc("GET "+p+"/models", s.models)
 		mux.HandleFunc("GET "+p+"/models/{id}", s.model)
 	}
+	// Not a route of the real service: the twin's own health check for orchestrators.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.headers(w)
 		oaError(w, http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path), "invalid_request_error", nil, nil)
