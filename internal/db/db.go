@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -102,12 +103,21 @@ func Migrate(ctx context.Context, url string, log *slog.Logger) error {
 	defer p.Close()
 	res, err := p.Up(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", Schema, err)
+		return explainMigrateError(err)
 	}
 	for _, r := range res {
 		log.Info("migration applied", "schema", Schema, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
 	return riverMigrate(ctx, url, rivermigrate.DirectionUp, log)
+}
+
+// explainMigrateError says what to do about the failures people meet first.
+func explainMigrateError(err error) error {
+	if strings.Contains(err.Error(), `extension "vector" is not available`) {
+		return fmt.Errorf("migrate %s: the pgvector extension is not installed in this PostgreSQL server "+
+			"(run scripts/bootstrap, or install postgresql-<version>-pgvector; hosted Postgres: enable the vector extension): %w", Schema, err)
+	}
+	return fmt.Errorf("migrate %s: %w", Schema, err)
 }
 
 func riverMigrate(ctx context.Context, url string, dir rivermigrate.Direction, log *slog.Logger) error {
