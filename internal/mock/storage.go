@@ -1209,7 +1209,7 @@ func (s *StorageServer) sign(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().Unix()
 	tok := s.token(sbClaims{URL: bucket + "/" + name, Iat: now, Exp: now + *body.ExpiresIn})
-	sbJSON(w, http.StatusOK, map[string]any{"signedURL": "/object/sign/" + sbEscape(bucket+"/"+name) + "?token=" + tok})
+	sbJSON(w, http.StatusOK, map[string]any{"signedURL": "/object/sign/" + bucket + "/" + name + "?token=" + tok}) // raw name, like storage-api (clients encodeURI it)
 }
 
 func (s *StorageServer) signMany(w http.ResponseWriter, r *http.Request) {
@@ -1244,7 +1244,7 @@ func (s *StorageServer) signMany(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		tok := s.token(sbClaims{URL: bucket + "/" + p, Iat: now, Exp: now + *body.ExpiresIn})
-		out = append(out, map[string]any{"error": nil, "path": p, "signedURL": "/object/sign/" + sbEscape(bucket+"/"+p) + "?token=" + tok})
+		out = append(out, map[string]any{"error": nil, "path": p, "signedURL": "/object/sign/" + bucket + "/" + p + "?token=" + tok})
 	}
 	s.mu.Unlock()
 	sbJSON(w, http.StatusOK, out)

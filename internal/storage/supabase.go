@@ -292,7 +292,18 @@ func (s *Supabase) join(op, key, rel string) (string, error) {
 	if strings.HasPrefix(rel, "http://") || strings.HasPrefix(rel, "https://") {
 		return rel, nil
 	}
-	return s.base + "/" + strings.TrimPrefix(rel, "/"), nil
+	// storage-api returns the object name unescaped; escape the path like storage-js
+	// (encodeURI) does, keep the query (the token) as it is.
+	path, query, _ := strings.Cut(strings.TrimPrefix(rel, "/"), "?")
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	out := s.base + "/" + strings.Join(segs, "/")
+	if query != "" {
+		out += "?" + query
+	}
+	return out, nil
 }
 
 func (s *Supabase) doJSON(ctx context.Context, op, key, path string, body []byte, h http.Header, out any) error {
