@@ -98,6 +98,17 @@ type Config struct {
 	PublicURL     string // DOCPIPE_PUBLIC_URL
 	WebhookSecret string // DOCPIPE_WEBHOOK_SECRET (secret)
 
+	JWTSecret        string        // DOCPIPE_JWT_SECRET (secret)
+	JWKSURL          string        // DOCPIPE_JWKS_URL
+	JWTAudience      string        // DOCPIPE_JWT_AUDIENCE
+	JWTIssuer        string        // DOCPIPE_JWT_ISSUER
+	APIRatePerMinute int           // DOCPIPE_API_RATE_PER_MINUTE
+	APIRateBurst     int           // DOCPIPE_API_RATE_BURST
+	UploadsPerDay    int           // DOCPIPE_UPLOADS_PER_DAY
+	MaxActiveJobs    int           // DOCPIPE_MAX_ACTIVE_JOBS
+	AllowedTypes     string        // DOCPIPE_ALLOWED_TYPES
+	UploadURLTTL     time.Duration // DOCPIPE_UPLOAD_URL_TTL
+
 	Storage           string // DOCPIPE_STORAGE: local, s3 or supabase
 	StorageSignSecret string // DOCPIPE_STORAGE_SIGN_SECRET (secret)
 	S3Endpoint        string // S3_ENDPOINT
@@ -246,6 +257,31 @@ var schema = []field{
 		Doc: "Key for the per-job webhook tokens (HMAC-SHA256); needed with DOCPIPE_PUBLIC_URL. Same value on every API and worker process."},
 		func(c *Config) any { return &c.WebhookSecret }},
 
+	{Var{Name: "DOCPIPE_JWT_SECRET", Secret: true, Kind: "string",
+		Doc: "HS256 secret for Bearer JWTs, at least 32 bytes (Supabase: Settings → API → JWT secret); without it and DOCPIPE_JWKS_URL only API keys are accepted."},
+		func(c *Config) any { return &c.JWTSecret }},
+	{Var{Name: "DOCPIPE_JWKS_URL", Kind: "string",
+		Doc: "JWKS URL for RS256/ES256 JWTs, e.g. https://<ref>.supabase.co/auth/v1/.well-known/jwks.json (cached, refreshed)."},
+		func(c *Config) any { return &c.JWKSURL }},
+	{Var{Name: "DOCPIPE_JWT_AUDIENCE", Default: "authenticated", Kind: "string", Doc: "Required JWT `aud`."},
+		func(c *Config) any { return &c.JWTAudience }},
+	{Var{Name: "DOCPIPE_JWT_ISSUER", Kind: "string", Doc: "Required JWT `iss` when set."},
+		func(c *Config) any { return &c.JWTIssuer }},
+	{Var{Name: "DOCPIPE_API_RATE_PER_MINUTE", Default: "1200", Kind: "int", Min: "0", Max: "1000000",
+		Doc: "API requests per credential per minute, per API process (token bucket; 429 with Retry-After); 0 = no limit."},
+		func(c *Config) any { return &c.APIRatePerMinute }},
+	{Var{Name: "DOCPIPE_API_RATE_BURST", Default: "40", Kind: "int", Min: "1", Max: "100000", Doc: "Token bucket burst of the API rate limit."},
+		func(c *Config) any { return &c.APIRateBurst }},
+	{Var{Name: "DOCPIPE_UPLOADS_PER_DAY", Default: "1000", Kind: "int", Min: "0", Max: "100000000", Doc: "New uploads per user per UTC day; 0 = no limit."},
+		func(c *Config) any { return &c.UploadsPerDay }},
+	{Var{Name: "DOCPIPE_MAX_ACTIVE_JOBS", Default: "100", Kind: "int", Min: "0", Max: "1000000", Doc: "Queued or running runs per user; 0 = no limit."},
+		func(c *Config) any { return &c.MaxActiveJobs }},
+	{Var{Name: "DOCPIPE_ALLOWED_TYPES", Default: "pdf,docx,html,markdown,text", Kind: "string",
+		Doc: "Accepted upload types, sniffed from the content (not the header or file name)."},
+		func(c *Config) any { return &c.AllowedTypes }},
+	{Var{Name: "DOCPIPE_UPLOAD_URL_TTL", Default: "15m", Kind: "duration", Min: "1m", Max: "168h", Doc: "Lifetime of signed upload URLs."},
+		func(c *Config) any { return &c.UploadURLTTL }},
+
 	{Var{Name: "DOCPIPE_STORAGE", Default: "local", Kind: "enum:local|s3|supabase",
 		Doc: "Blob store for raw and parsed documents: local (DOCPIPE_DATA_DIR), s3 (any S3-compatible service, also Supabase's S3 endpoint) or supabase (Storage REST API)."},
 		func(c *Config) any { return &c.Storage }},
@@ -386,6 +422,9 @@ func Load(getenv func(string) string) (Config, []Problem) {
 	}
 	if c.Storage == "supabase" && (c.SupabaseURL == "" || c.SupabaseKey == "") {
 		problems = append(problems, problem("SUPABASE_URL", "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required when DOCPIPE_STORAGE=supabase"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		problems = append(problems, problem("DOCPIPE_JWT_SECRET", "must be at least 32 bytes"))
 	}
 	if c.StorageSignSecret != "" && len(c.StorageSignSecret) < 16 {
 		problems = append(problems, problem("DOCPIPE_STORAGE_SIGN_SECRET", "must be at least 16 bytes"))

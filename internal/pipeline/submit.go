@@ -25,6 +25,9 @@ type Submission struct {
 	UserID   uuid.UUID
 	Filename string // shown to people only; never used in storage paths
 	Data     []byte
+	// JobID is the run's id when the caller promised one in advance (the signed-URL
+	// upload flow returns it before the bytes arrive); zero = a new UUIDv7.
+	JobID uuid.UUID
 }
 
 // Submitted says what happened to a submission.
@@ -67,7 +70,10 @@ func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) 
 		mime = "application/octet-stream"
 	}
 	name := SanitizeFilename(s.Filename)
-	jobID := uuid.Must(uuid.NewV7())
+	jobID := s.JobID
+	if jobID == uuid.Nil {
+		jobID = uuid.Must(uuid.NewV7())
+	}
 	corrID := uuid.New()
 
 	var out Submitted

@@ -44,11 +44,29 @@ CREATE TABLE upload_pipeline.api_upload_quota (
     PRIMARY KEY (user_id, day)
 );
 
+-- Signed-URL uploads waiting for their bytes (POST /v1/uploads → PUT upload_url →
+-- POST /v1/uploads/{document_id}/complete). The bytes go to object_key, a staging
+-- key; the run starts only when they match bytes_len and file_sha256.
+CREATE TABLE upload_pipeline.api_uploads (
+    document_id   uuid PRIMARY KEY,             -- uuid5(NS, "{user_id}:{file_sha256}")
+    user_id       uuid NOT NULL,
+    filename      text NOT NULL,
+    bytes_len     bigint NOT NULL CHECK (bytes_len > 0),
+    file_sha256   text NOT NULL CHECK (file_sha256 ~ '^[0-9a-f]{64}$'),
+    declared_mime text NOT NULL DEFAULT '',
+    object_key    text NOT NULL,
+    job_id        uuid NOT NULL,                -- the run's id, promised to the client up front
+    expires_at    timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ix_api_uploads_expires ON upload_pipeline.api_uploads (expires_at);
+
 -- Active runs per user (the concurrent-jobs limit) and user-scoped listings.
 CREATE INDEX ix_upload_jobs_state_created ON upload_pipeline.upload_jobs (state, created_at DESC);
 
 -- +goose Down
 DROP INDEX upload_pipeline.ix_upload_jobs_state_created;
+DROP TABLE upload_pipeline.api_uploads;
 DROP TABLE upload_pipeline.api_upload_quota;
 DROP TABLE upload_pipeline.api_idempotency;
 DROP TABLE upload_pipeline.api_keys;

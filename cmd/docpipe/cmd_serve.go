@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/auth"
+	"github.com/docpipe/docpipe/internal/config"
+)
+
+func serveCmd() *cobra.Command {
+	var o serveOptions
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the HTTP API (/v1, /healthz, /readyz, webhooks) until SIGINT/SIGTERM; --with-worker also runs pipeline workers",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			a, err := setup(ctx)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return runServe(ctx, a, o, cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
+	c.Flags().BoolVar(&o.withWorker, "with-worker", false, "also run pipeline workers in this process (DOCPIPE_WORKER_CONCURRENCY)")
+	return c
+}
+
+type serveOptions struct {
+	addr       string
+	withWorker bool
+}
+
+// apiOptions maps the configuration onto the API's options.
+func apiOptions(cfg config.Config) (api.Options, error) {
+	types, err := api.ParseAllowedTypes(cfg.AllowedTypes)
+	if err != nil {
+		return api.Options{}, fmt.Errorf("DOCPIPE_ALLOWED_TYPES: %w", err)
+	}
+	off := func(n int) int { // config 0 = no limit; api 0 = its default
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	rate := float64(cfg.APIRatePerMinute) / 60
+	if rate == 0 {
+		rate = -1
+	}
+	return api.Options{
+		JWT:            auth.JWTOptions{HS256Secret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer},
+		MaxUploadBytes: cfg.MaxUploadBytes, AllowedMIME: types, RatePerSecond: rate, RateBurst: cfg.APIRateBurst,
+		UploadsPerDay: off(cfg.UploadsPerDay), MaxActiveJobs: off(cfg.MaxActiveJobs),
+		PublicURL: cfg.PublicURL, BlobSignSecret: cfg.StorageSignSecret, UploadURLTTL: cfg.UploadURLTTL,
+	}, nil
+}
+
+// runServe serves the API on o.addr until ctx ends, then stops taking requests,
+// lets running ones finish (up to DOCPIPE_SHUTDOWN_TIMEOUT) and stops the workers.
+// It prints the URL it listens on as the first line of out.
+func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error {
+	opts, err := apiOptions(a.cfg)
+	if err != nil {
+		return err
+	}
+	handler, err := api.New(api.Deps{
+		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log, DatabaseURL: a.cfg.DatabaseURL,
+	}, opts)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	if o.withWorker {
+		// River runs on its own context so a signal triggers a graceful stop, not a hard cancel.
+		if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+			l.Close()
+			return err
+		}
+		a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	url := "http://" + l.Addr().String()
+	fmt.Fprintf(out, "docpipe API listening on %s (OpenAPI: %s/v1/openapi.json)\n", url, url)
+	a.log.Info("api listening", "addr", l.Addr().String(), "with_worker", o.withWorker)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	var serveErr error
+	select {
+	case serveErr = <-served:
+	case <-ctx.Done():
+		a.log.Info("shutting down: no new requests; waiting for running ones", "timeout", a.cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+		if serveErr != nil {
+			a.log.Warn("requests still running at the shutdown deadline were cut off", "error", serveErr)
+			_ = srv.Close()
+		}
+		<-served
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	if o.withWorker {
+		a.log.Info("stopping workers", "timeout", a.cfg.ShutdownTimeout)
+		if err := a.pipe.Stop(context.Background()); err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
+	a.log.Info("api stopped")
+	return serveErr
+}

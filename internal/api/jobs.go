@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/docpipe/docpipe/internal/pipeline"
+)
+
+type jobPath struct {
+	ID string `path:"id" doc:"Run id (UUID)."`
+}
+
+type jobOutput struct {
+	Body Job
+}
+
+type listJobsInput struct {
+	State      string `query:"state" enum:"queued,working,retryable,done,deadletter,uploaded,parse_queued,parsed,parse_validated,chunking,chunks_stored,embedding_queued,embedding_in_progress,embeddings_stored,complete,failed_parse,failed_chunking,failed_embedding,duplicate" doc:"Only runs in this state or status."`
+	DocumentID string `query:"document_id" doc:"Only runs of this document."`
+	Limit      int    `query:"limit" minimum:"1" maximum:"500" default:"50"`
+	Cursor     string `query:"cursor" doc:"next_cursor of the previous page."`
+}
+
+type listJobsOutput struct {
+	Body struct {
+		Items      []Job  `json:"items"`
+		NextCursor string `json:"next_cursor,omitempty"`
+	}
+}
+
+type cancelInput struct {
+	ID   string `path:"id" doc:"Run id (UUID)."`
+	Body *struct {
+		Reason string `json:"reason,omitempty" maxLength:"500" doc:"Recorded in last_error.message and the event trail."`
+	} `required:"false"`
+}
+
+func (s *Server) registerJobs() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "get-job", Method: http.MethodGet, Path: "/v1/jobs/{id}", Tags: []string{"jobs"},
+		Summary: "Get a run", Errors: []int{401, 404, 429},
+	}, func(ctx context.Context, in *jobPath) (*jobOutput, error) {
+		scope, _ := scopeOf(ctx)
+		id, perr := parseID(in.ID, "job")
+		if perr != nil {
+			return nil, perr
+		}
+		ji, err := pipeline.ScopedJob(ctx, s.d.Pool, scope, id)
+		if isNotFound(err) {
+			return nil, notFound("job")
+		} else if err != nil {
+			return nil, s.internal(ctx, "read job", err)
+		}
+		return &jobOutput{Body: jobView(ji)}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-jobs", Method: http.MethodGet, Path: "/v1/jobs", Tags: []string{"jobs"},
+		Summary: "List runs", Description: "Newest first; filter by state (queued, working, retryable, done, deadletter) or status.",
+		Errors: []int{400, 401, 422, 429},
+	}, func(ctx context.Context, in *listJobsInput) (*listJobsOutput, error) {
+		scope, _ := scopeOf(ctx)
+		pg, err := decodeCursor(in.Cursor)
+		if err != nil {
+			return nil, badCursor()
+		}
+		pg.Limit = in.Limit
+		var doc *uuid.UUID
+		if in.DocumentID != "" {
+			id, err := uuid.Parse(in.DocumentID)
+			if err != nil {
+				return nil, problem(http.StatusUnprocessableEntity, CodeValidation, "document_id must be a UUID")
+			}
+			doc = &id
+		}
+		jobs, err := pipeline.ScopedJobs(ctx, s.d.Pool, scope, in.State, doc, pg)
+		if err != nil {
+			return nil, s.internal(ctx, "list jobs", err)
+		}
+		out := &listJobsOutput{}
+		out.Body.Items = make([]Job, 0, len(jobs))
+		for _, j := range jobs {
+			out.Body.Items = append(out.Body.Items, jobView(j))
+		}
+		if len(jobs) == pg.Limit && len(jobs) > 0 {
+			last := jobs[len(jobs)-1]
+			out.Body.NextCursor = encodeCursor(last.CreatedAt, last.JobID)
+		}
+		return out, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "retry-job", Method: http.MethodPost, Path: "/v1/jobs/{id}/retry", Tags: []string{"jobs"},
+		Summary:     "Re-drive a dead-lettered run",
+		Description: "The run goes back to the stage that failed (or was cancelled) and is queued again. 409 JOB_NOT_DEADLETTERED for a run that did not fail.",
+		Errors:      []int{401, 404, 409, 429},
+	}, func(ctx context.Context, in *jobPath) (*jobOutput, error) {
+		scope, _ := scopeOf(ctx)
+		id, perr := parseID(in.ID, "job")
+		if perr != nil {
+			return nil, perr
+		}
+		if _, err := s.d.Pipe.ScopedRetry(ctx, scope, id); err != nil {
+			switch {
+			case isNotFound(err):
+				return nil, notFound("job")
+			case errors.Is(err, pipeline.ErrNotDeadLettered):
+				return nil, problem(http.StatusConflict, CodeNotDeadLettered, "%s", err.Error())
+			}
+			return nil, s.internal(ctx, "retry job", err)
+		}
+		ji, err := pipeline.ScopedJob(ctx, s.d.Pool, scope, id)
+		if err != nil {
+			return nil, s.internal(ctx, "read job", err)
+		}
+		return &jobOutput{Body: jobView(ji)}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "cancel-job", Method: http.MethodPost, Path: "/v1/jobs/{id}/cancel", Tags: []string{"jobs"},
+		Summary: "Cancel a run",
+		Description: "The run is dead-lettered with last_error.code CANCELLED in the status of the stage it was in; its queued work is dropped " +
+			"and a running stage cannot commit. It can be re-driven with retry. 409 JOB_NOT_ACTIVE for a run that has ended.",
+		Errors: []int{401, 404, 409, 429},
+	}, func(ctx context.Context, in *cancelInput) (*jobOutput, error) {
+		scope, _ := scopeOf(ctx)
+		id, perr := parseID(in.ID, "job")
+		if perr != nil {
+			return nil, perr
+		}
+		reason := ""
+		if in.Body != nil {
+			reason = in.Body.Reason
+		}
+		ji, err := s.d.Pipe.Cancel(ctx, scope, id, reason)
+		if err != nil {
+			switch {
+			case isNotFound(err):
+				return nil, notFound("job")
+			case errors.Is(err, pipeline.ErrNotActive):
+				return nil, problem(http.StatusConflict, CodeJobNotActive, "%s", err.Error())
+			}
+			return nil, s.internal(ctx, "cancel job", err)
+		}
+		return &jobOutput{Body: jobView(ji)}, nil
+	})
+}
