@@ -134,8 +134,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 	a.pipe, err = pipeline.New(pipeline.Deps{
 		Pool: pool, Store: store, Parser: a.parser, Remote: remote, Chunker: chunker, Embedder: a.embedder, Log: log,
 	}, pipeline.Options{
-		RemoteParseDeadline: cfg.LlamaParseDeadline,
-		Workers:             cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		RemoteParseDeadline: cfg.LlamaParseDeadline, RejectPartial: cfg.LlamaParsePartial == "fail",
+		Workers: cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, EmbedBatch: cfg.EmbedBatch, EmbedBatchDelay: cfg.EmbedBatchDelay,
 		MaxUploadBytes: cfg.MaxUploadBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 		WebhookBaseURL: cfg.PublicURL, WebhookSecret: []byte(cfg.WebhookSecret),

@@ -80,6 +80,7 @@ type Config struct {
 	Parser             string        // DOCPIPE_PARSER: "local" or "llamaparse"
 	LlamaParseBaseURL  string        // LLAMAPARSE_BASE_URL
 	LlamaParseDeadline time.Duration // DOCPIPE_LLAMAPARSE_DEADLINE
+	LlamaParsePartial  string        // DOCPIPE_LLAMAPARSE_PARTIAL: accept or fail
 
 	EmbedProvider   string        // DOCPIPE_EMBED_PROVIDER: "local" or "openai"
 	EmbedDims       int           // DOCPIPE_EMBED_DIMS
@@ -212,6 +213,9 @@ var schema = []field{
 	{Var{Name: "DOCPIPE_LLAMAPARSE_DEADLINE", Default: "30m", Kind: "duration", Min: "1s", Max: "24h",
 		Doc: "A remote parse not finished after this long fails as LLAMAPARSE_EXPIRED."},
 		func(c *Config) any { return &c.LlamaParseDeadline }},
+	{Var{Name: "DOCPIPE_LLAMAPARSE_PARTIAL", Default: "accept", Kind: "enum:accept|fail",
+		Doc: "A LlamaParse job that ends PARTIAL_SUCCESS: accept it (with a LLAMAPARSE_PARTIAL_SUCCESS warning event) or fail the stage."},
+		func(c *Config) any { return &c.LlamaParsePartial }},
 
 	{Var{Name: envEmbedProvider, Default: "local", Kind: "enum:local|openai",
 		Doc: "Embedding backend: local (in-process, no network) or openai (needs OPENAI_API_KEY)."},

@@ -56,6 +56,7 @@ func TestDefaults(t *testing.T) {
 		Parser:             "local",
 		LlamaParseBaseURL:  "https://api.cloud.llamaindex.ai",
 		LlamaParseDeadline: 30 * time.Minute,
+		LlamaParsePartial:  "accept",
 		EmbedProvider:      "local",
 		EmbedDims:          1536,
 		EmbedBatch:         64,

@@ -74,6 +74,9 @@ type Options struct {
 	// RemotePollInterval, when set, replaces the growing poll schedule
 	// (1, 2, 4, 8, 16, then every 30 s) of a remote parse with a fixed interval.
 	RemotePollInterval time.Duration
+	// RejectPartial fails a remote parse that ends PARTIAL_SUCCESS (code
+	// LLAMAPARSE_PARTIAL) instead of accepting it with a warning event.
+	RejectPartial bool
 	// Budgets are daily spending limits per service (ServiceOpenAI, ServiceLlamaParse).
 	Budgets Budgets
 	// BudgetRecheck is how often a stage paused by a spent budget looks again

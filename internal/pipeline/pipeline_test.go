@@ -594,3 +594,27 @@ func TestRemoteParseWebhookPath(t *testing.T) {
 		t.Errorf("%d webhook events after duplicates, want %d", n, len(files))
 	}
 }
+
+// PARTIAL_SUCCESS is accepted with a warning event by default and fails the stage
+// when configured so.
+func TestRemoteParsePartialSuccess(t *testing.T) {
+	t.Parallel()
+	twin := mock.NewLlamaParseServer(mock.LlamaParseOptions{Parser: sharedParser(), FinalStatus: "PARTIAL_SUCCESS", WebhookDrop: 1, Seed: 4})
+	srv := httptest.NewServer(twin)
+	t.Cleanup(func() { srv.Close(); twin.Close() })
+	client, err := llamaparse.New(llamaparse.Options{BaseURL: srv.URL, APIKey: "k"})
+	dbtest.Must(t, err, "client")
+	data := []byte("# Partly\n\nSome pages of this document could not be read.\n")
+	for _, reject := range []bool{false, true} {
+		e := newEnv(t, setupOpts{remote: client, opts: pipeline.Options{RejectPartial: reject, RemotePollInterval: 100 * time.Millisecond}})
+		s := e.submit(t, "partial.md", data)
+		ji := e.wait(t, s.JobID, time.Minute)
+		warnings := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'LLAMAPARSE_PARTIAL_SUCCESS'`, s.JobID)
+		switch {
+		case !reject && (ji.Status != pipeline.StatusComplete || warnings != 1):
+			t.Errorf("accept: %s, %d warnings", ji.Status, warnings)
+		case reject && (ji.Status != pipeline.StatusFailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_PARTIAL")):
+			t.Errorf("fail: %s %s", ji.Status, ji.LastError)
+		}
+	}
+}

@@ -126,6 +126,10 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		}
 		return parse.Document{}, err
 	}
+	if st.State == llamaparse.StatePartialSuccess && r.p.opts.RejectPartial {
+		return parse.Document{}, fault.Permanentf("LLAMAPARSE_PARTIAL",
+			"LlamaParse parsed the document only partly (PARTIAL_SUCCESS) and DOCPIPE_LLAMAPARSE_PARTIAL=fail")
+	}
 	res, err := r.p.remote.Markdown(ctx, r.remoteID)
 	if err != nil {
 		return parse.Document{}, err
