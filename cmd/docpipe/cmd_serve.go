@@ -11,9 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docpipe/docpipe/internal/alerts"
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/config"
+	"github.com/docpipe/docpipe/internal/metrics"
 )
 
 func serveCmd() *cobra.Command {
@@ -39,6 +41,7 @@ func serveCmd() *cobra.Command {
 type serveOptions struct {
 	addr       string
 	withWorker bool
+	listener   net.Listener // already bound (docpipe dev); addr is ignored then
 }
 
 // apiOptions maps the configuration onto the API's options.
@@ -73,15 +76,33 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Deps{
+	// Metrics and the alert engine: every API process evaluates alerts when it holds
+	// the election lock and answers GET /v1/alerts from the shared state.
+	src := metrics.NewSource(a.pool, metrics.SourceOptions{})
+	m := metrics.New(a.pool, metrics.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck, Log: a.log})
+	eng := alerts.New(a.pool, alerts.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck,
+		WebhookURL: a.cfg.AlertWebhookURL, Log: a.log})
+	actx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	alertsDone := make(chan struct{})
+	go func() { defer close(alertsDone); _ = eng.Run(actx) }()
+	defer func() { stopAlerts(); <-alertsDone }()
+
+	apiHandler, err := api.New(api.Deps{
 		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log, DatabaseURL: a.cfg.DatabaseURL,
+		Alerts: eng,
 	}, opts)
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("--addr: %w", err)
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", m.Handler()) // Prometheus text format, no auth (keep it on an internal network)
+	top.Handle("/", apiHandler)
+	handler := http.Handler(top)
+	l := o.listener
+	if l == nil {
+		if l, err = net.Listen("tcp", o.addr); err != nil {
+			return fmt.Errorf("--addr: %w", err)
+		}
 	}
 	if o.withWorker {
 		// River runs on its own context so a signal triggers a graceful stop, not a hard cancel.
@@ -90,6 +111,8 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 			return err
 		}
 		a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
+		stopObserve := a.observe(ctx)
+		defer stopObserve()
 	}
 	srv := &http.Server{
 		Handler:           handler,

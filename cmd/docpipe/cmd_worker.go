@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/docpipe/docpipe/internal/metrics"
 )
 
 func workerCmd() *cobra.Command {
@@ -27,6 +29,8 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
+			stopObserve := a.observe(ctx)
+			defer stopObserve()
 			if healthAddr != "" {
 				stop, _, err := serveWorkerHealth(healthAddr, a)
 				if err != nil {
@@ -49,6 +53,7 @@ func workerCmd() *cobra.Command {
 // serveWorkerHealth serves the worker's probes; stop shuts the server down.
 func serveWorkerHealth(addr string, a *app) (stop func(), bound string, err error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.New(nil, metrics.Options{}).Handler()) // this process's own counters
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/chunk"
@@ -21,6 +23,7 @@ import (
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/llamaparse"
+	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/storage"
@@ -74,11 +77,14 @@ func newLogger(cfg config.Config) *slog.Logger {
 
 // app is the wired-up set of parts a command uses.
 type app struct {
-	cfg      config.Config
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	pipe     *pipeline.Pipeline
-	store    storage.Store
+	cfg   config.Config
+	log   *slog.Logger
+	pool  *pgxpool.Pool
+	pipe  *pipeline.Pipeline
+	store storage.Store
+	// deps and opts built pipe; extraPipeline makes another River client from them.
+	deps     pipeline.Deps
+	opts     pipeline.Options
 	parser   *parse.Local
 	embedder embed.Embedder
 }
@@ -125,22 +131,26 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 	}
 	var remote pipeline.RemoteParser
 	if cfg.Parser == "llamaparse" {
-		remote, err = llamaparse.New(llamaparse.Options{BaseURL: cfg.LlamaParseBaseURL, APIKey: cfg.LlamaCloudAPIKey})
+		remote, err = llamaparse.New(llamaparse.Options{BaseURL: cfg.LlamaParseBaseURL, APIKey: cfg.LlamaCloudAPIKey,
+			HTTPClient: &http.Client{Transport: metrics.Transport("llamaparse", nil)}})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("LLAMAPARSE_BASE_URL: %w", err)
 		}
 	}
-	a.pipe, err = pipeline.New(pipeline.Deps{
+	a.deps = pipeline.Deps{
 		Pool: pool, Store: store, Parser: a.parser, Remote: remote, Chunker: chunker, Embedder: a.embedder, Log: log,
-	}, pipeline.Options{
+		Middleware: []rivertype.Middleware{metrics.RiverMiddleware()},
+	}
+	a.opts = pipeline.Options{
 		RemoteParseDeadline: cfg.LlamaParseDeadline, RejectPartial: cfg.LlamaParsePartial == "fail",
 		Workers: cfg.WorkerConcurrency, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, EmbedBatch: cfg.EmbedBatch, EmbedBatchDelay: cfg.EmbedBatchDelay,
 		MaxUploadBytes: cfg.MaxUploadBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 		WebhookBaseURL: cfg.PublicURL, WebhookSecret: []byte(cfg.WebhookSecret),
 		Budgets: pipeline.Budgets{pipeline.ServiceOpenAI: cfg.BudgetOpenAIUSD, pipeline.ServiceLlamaParse: cfg.BudgetLlamaParseUSD},
-	})
+	}
+	a.pipe, err = pipeline.New(a.deps, a.opts)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -156,7 +166,8 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 	e, err := embed.NewOpenAI(embed.OpenAIOptions{
 		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.EmbedModel, Dims: cfg.EmbedDims,
 		RPM: cfg.OpenAIRPM, TPM: cfg.OpenAITPM, MaxBatchTokens: cfg.OpenAIMaxBatch, Concurrency: cfg.OpenAIConc,
-		Logger: log.With("component", "openai"),
+		Logger:     log.With("component", "openai"),
+		HTTPClient: &http.Client{Transport: metrics.Transport("openai", nil)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("OpenAI embeddings (OPENAI_BASE_URL, DOCPIPE_EMBED_MODEL, DOCPIPE_EMBED_DIMS): %w", err)
@@ -164,6 +175,30 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 	log.Info("embedding with an OpenAI-compatible API", "base_url", cfg.OpenAIBaseURL, "model", cfg.EmbedModel, "dims", e.Dims(),
 		"rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
 	return e, nil
+}
+
+// observe starts what every process that runs workers reports: the heartbeat that
+// tells the alert engine a worker is alive, and the embedding breaker's state.
+// stop ends both.
+func (a *app) observe(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	hb := metrics.StartHeartbeat(ctx, a.pool, metrics.Worker{ID: a.pipe.WorkerID(), Concurrency: a.cfg.WorkerConcurrency, Log: a.log})
+	if oa, ok := a.embedder.(*embed.OpenAI); ok {
+		metrics.TrackBreaker(ctx, "openai", oa.BreakerState)
+	}
+	return func() {
+		hb.Stop(context.Background())
+		cancel()
+	}
+}
+
+// storageCheck is the blob store probe for readiness and alerts.
+func (a *app) storageCheck(ctx context.Context) error {
+	_, err := a.store.Stat(ctx, "health/readyz-probe")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // setup is loadConfig + newLogger + newApp.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/config"
@@ -126,6 +128,31 @@ func TestServeWithWorker(t *testing.T) {
 	code, body = call(http.MethodPost, "/v1/search", strings.NewReader(`{"query":"deductible","k":3}`), "application/json")
 	if code != 200 || !strings.Contains(strings.ToLower(string(body)), "deductible") {
 		t.Fatalf("search: %d %s", code, body)
+	}
+
+	// /metrics parses as Prometheus text and (within a few scrapes: counters read
+	// events in commit order) agrees with the database; /v1/alerts answers.
+	var completed float64
+	for i := 0; i < 100 && completed != 1; i++ {
+		code, body = call(http.MethodGet, "/metrics", nil, "")
+		if code != 200 {
+			t.Fatalf("metrics: %d", code)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+		dbtest.Must(t, err, "parse /metrics")
+		if f := families["docpipe_documents_completed_total"]; f != nil && len(f.GetMetric()) > 0 {
+			completed = f.GetMetric()[0].GetCounter().GetValue()
+		}
+		if completed != 1 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if completed != 1 {
+		t.Errorf("docpipe_documents_completed_total = %v, want 1", completed)
+	}
+	if code, body := call(http.MethodGet, "/v1/alerts", nil, ""); code != 200 || !strings.Contains(string(body), `"alerts"`) {
+		t.Errorf("alerts: %d %s", code, body)
 	}
 
 	_, err = keys.Revoke(ctx, key[:12])

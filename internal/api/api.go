@@ -46,6 +46,8 @@ type Deps struct {
 	Log      *slog.Logger
 	// DatabaseURL lets /readyz check that migrations are at head ("" = not checked).
 	DatabaseURL string
+	// Alerts, when set, serves GET /v1/alerts.
+	Alerts AlertSource
 }
 
 // Options tune the API. Zero values take the defaults; a negative limit disables it.
@@ -198,6 +200,7 @@ func New(d Deps, o Options) (*Server, error) {
 	s.registerSearch()
 	s.registerWebhooks()
 	s.registerUploads()
+	s.registerAlerts()
 	return s, nil
 }
 

@@ -99,6 +99,8 @@ type Config struct {
 	PublicURL     string // DOCPIPE_PUBLIC_URL
 	WebhookSecret string // DOCPIPE_WEBHOOK_SECRET (secret)
 
+	AlertWebhookURL string // DOCPIPE_ALERT_WEBHOOK_URL (secret)
+
 	JWTSecret        string        // DOCPIPE_JWT_SECRET (secret)
 	JWKSURL          string        // DOCPIPE_JWKS_URL
 	JWTAudience      string        // DOCPIPE_JWT_AUDIENCE
@@ -261,6 +263,9 @@ var schema = []field{
 		Doc: "Key for the per-job webhook tokens (HMAC-SHA256); needed with DOCPIPE_PUBLIC_URL. Same value on every API and worker process."},
 		func(c *Config) any { return &c.WebhookSecret }},
 
+	{Var{Name: "DOCPIPE_ALERT_WEBHOOK_URL", Secret: true, Kind: "string",
+		Doc: "Slack-compatible incoming webhook for alerts (firing and resolved, once each); alerts also go to the log and GET /v1/alerts."},
+		func(c *Config) any { return &c.AlertWebhookURL }},
 	{Var{Name: "DOCPIPE_JWT_SECRET", Secret: true, Kind: "string",
 		Doc: "HS256 secret for Bearer JWTs, at least 32 bytes (Supabase: Settings → API → JWT secret); without it and DOCPIPE_JWKS_URL only API keys are accepted."},
 		func(c *Config) any { return &c.JWTSecret }},

@@ -149,6 +149,8 @@ type Deps struct {
 	Chunker  Chunker
 	Embedder embed.Embedder
 	Log      *slog.Logger
+	// Middleware wraps every stage job (metrics.RiverMiddleware: attempts, rescues).
+	Middleware []rivertype.Middleware
 }
 
 // New builds a pipeline. Call Start to run workers; without Start it can still submit
@@ -179,6 +181,7 @@ func New(d Deps, opts Options) (*Pipeline, error) {
 			FetchPollInterval: 20 * time.Millisecond,
 		}},
 		Workers:              workers,
+		Middleware:           d.Middleware,
 		MaxAttempts:          opts.MaxAttempts,
 		JobTimeout:           opts.JobTimeout,
 		RescueStuckJobsAfter: opts.RescueAfter,
