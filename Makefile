@@ -7,9 +7,10 @@ STATICCHECK_VERSION ?= v0.8.2
 build:
 	$(GO) build -o bin/docpipe ./cmd/docpipe
 
-# Bootstrap, private Postgres, migrate, ingest samples/, example search, then a worker.
+# Bootstrap, then `docpipe dev`: private Postgres, twins, API, two workers, samples/
+# ingested through the API; ARGS=--once exits after the ingest (0 = every sample complete).
 run:
-	scripts/run
+	scripts/run $(ARGS)
 
 bootstrap:
 	scripts/bootstrap

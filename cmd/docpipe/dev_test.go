@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docpipe/docpipe/internal/devenv"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// `docpipe dev --once` from nothing: a new cluster, the twins, the API, two workers,
+// every sample (and the policy PDF) ingested through the API to complete, exit 0,
+// the cluster stopped afterwards. A second run reuses the cluster.
+func TestDevOnce(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "docpipe-dev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755) // the postgres user must reach the cluster folder
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freePort(t)
+	run := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary, "dev", "--once", "--dir", dir, "--pg-port", strconv.Itoa(port), "--addr", "127.0.0.1:0",
+			"--samples", "../../samples", "--policy", "../../../shared/corpus/sample-policy.pdf")
+		cmd.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"), "DOCPIPE_LOG_LEVEL=warn")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docpipe dev --once: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	first := run()
+	samples, _ := filepath.Glob("../../samples/*")
+	if n := strings.Count(first, "complete"); n < len(samples)+1 {
+		t.Errorf("%d documents reported complete, want %d:\n%s", n, len(samples)+1, first)
+	}
+	for _, want := range []string{"new cluster", "llamaparse", "openai", "storage", "/v1/openapi.json", "postgres stopped"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("output lacks %q:\n%s", want, first)
+		}
+	}
+	cl := &devenv.Cluster{Dir: filepath.Join(dir, "pg"), Port: port}
+	if cl.Running(context.Background()) {
+		t.Error("the cluster still runs after dev --once")
+	}
+	second := run()
+	if !strings.Contains(second, "reusing the cluster") {
+		t.Errorf("second run did not reuse the cluster:\n%s", second)
+	}
+}
+
+// A taken API address gets a message that says what to do.
+func TestDevAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = listen("API", l.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "is in use") || !strings.Contains(err.Error(), "--addr") {
+		t.Fatalf("err = %v", err)
+	}
+}
