@@ -89,3 +89,12 @@ func Classify(err error) *Error {
 func IsPermanent(err error) bool {
 	return err != nil && Classify(err).Kind == Permanent
 }
+
+// CodeOf is the code of the first *Error in err's chain, or "".
+func CodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}

@@ -618,3 +618,35 @@ func TestRemoteParsePartialSuccess(t *testing.T) {
 		}
 	}
 }
+
+// A remote job that disappears (LlamaParse restarted or expired it) is submitted
+// again instead of failing the document.
+func TestRemoteParseJobLostIsResubmitted(t *testing.T) {
+	t.Parallel()
+	first := mock.NewLlamaParseServer(mock.LlamaParseOptions{Parser: sharedParser(), NeverFinish: true, WebhookDrop: 1, Seed: 5})
+	second := mock.NewLlamaParseServer(mock.LlamaParseOptions{Parser: sharedParser(), Delay: 100 * time.Millisecond, WebhookDrop: 1, Seed: 6})
+	t.Cleanup(func() { first.Close(); second.Close() })
+	var current atomic.Pointer[mock.LlamaParseServer]
+	current.Store(first)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	client, err := llamaparse.New(llamaparse.Options{BaseURL: srv.URL, APIKey: "k"})
+	dbtest.Must(t, err, "client")
+	e := newEnv(t, setupOpts{remote: client, opts: pipeline.Options{RemotePollInterval: 100 * time.Millisecond}})
+	s := e.submit(t, "lost.md", []byte("# Lost\n\nThe parser forgot this job.\n"))
+	deadline := time.Now().Add(30 * time.Second)
+	for e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'PARSE_REQUESTED'`, s.JobID) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("never submitted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	current.Store(second) // the service restarts and knows nothing of the first job
+	ji := e.wait(t, s.JobID, time.Minute)
+	if ji.Status != pipeline.StatusComplete {
+		t.Fatalf("status %s %s", ji.Status, ji.LastError)
+	}
+	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'LLAMAPARSE_JOB_LOST'`, s.JobID); n != 1 {
+		t.Errorf("%d LLAMAPARSE_JOB_LOST events, want 1", n)
+	}
+}

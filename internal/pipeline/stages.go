@@ -99,6 +99,25 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		return parse.Document{}, &snooze{r.p.pollInterval(1), "remote parse submitted"}
 	}
 	st, err := r.p.remote.Status(ctx, r.remoteID)
+	if fault.CodeOf(err) == llamaparse.CodeJobNotFound {
+		// The remote job is gone (expired, or a twin restarted): submit the document
+		// again, at most a few times per run, instead of failing a healthy document.
+		var lost int
+		if qerr := r.conn.QueryRow(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = NULL,
+			progress = progress || jsonb_build_object('remote_lost', coalesce((progress->>'remote_lost')::int, 0) + 1)
+			WHERE job_id = $1 RETURNING (progress->>'remote_lost')::int`, r.jobID).Scan(&lost); qerr != nil {
+			return parse.Document{}, qerr
+		}
+		if lost > 3 {
+			return parse.Document{}, err
+		}
+		if eerr := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			return r.event(ctx, tx, "warning", "warn", "LLAMAPARSE_JOB_LOST", map[string]any{"remote_job_id": r.remoteID, "resubmissions": lost})
+		}); eerr != nil {
+			return parse.Document{}, eerr
+		}
+		return parse.Document{}, &snooze{0, "remote job lost; submitting again"}
+	}
 	if err != nil {
 		return parse.Document{}, err
 	}
