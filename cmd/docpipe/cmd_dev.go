@@ -89,12 +89,14 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	}
 	cl := &devenv.Cluster{Dir: filepath.Join(dir, "pg"), Port: o.pgPort, Fsync: true}
 	if o.reset {
-		say("--reset: removing %s and %s", cl.Dir, filepath.Join(dir, "data"))
+		say("--reset: removing %s, %s and %s", cl.Dir, filepath.Join(dir, "data"), filepath.Join(dir, "twins"))
 		if err := cl.Remove(ctx); err != nil {
 			return err
 		}
-		if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil {
-			return err
+		for _, sub := range []string{"data", "twins"} {
+			if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+				return err
+			}
 		}
 	}
 	reused := cl.Initialized()
@@ -184,7 +186,18 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		key := env["OPENAI_API_KEY"]
 		twins[0].h = mock.NewLlamaParseServer(mock.LlamaParseOptions{APIKey: key, Parser: a.parser, Delay: 300 * time.Millisecond, Seed: 1})
 		twins[1].h = mock.NewOpenAIServer(mock.OpenAIOptions{APIKey: key, RPM: 3000, TPM: 1_000_000, Seed: 1})
-		twins[2].h = mock.NewStorageServer(mock.StorageOptions{APIKey: key, Buckets: []string{cfg.SupabaseBucket}, Seed: 1})
+		st := mock.NewStorageServer(mock.StorageOptions{APIKey: key, Buckets: []string{cfg.SupabaseBucket}, Seed: 1})
+		// Stored bytes outlive the process: documents interrupted by Ctrl-C resume next run.
+		snapshot := filepath.Join(dir, "twins", "storage.gob")
+		if err := st.LoadFrom(snapshot); err != nil {
+			return err
+		}
+		defer func() {
+			if err := st.SaveTo(snapshot); err != nil {
+				say("saving the storage twin: %v", err)
+			}
+		}()
+		twins[2].h = st
 		for _, tw := range twins {
 			srv := &http.Server{Handler: tw.h, ReadHeaderTimeout: 10 * time.Second}
 			go func() { _ = srv.Serve(tw.l) }()

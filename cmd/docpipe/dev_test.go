@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -78,5 +79,78 @@ func TestDevAddressInUse(t *testing.T) {
 	_, err = listen("API", l.Addr().String())
 	if err == nil || !strings.Contains(err.Error(), "is in use") || !strings.Contains(err.Error(), "--addr") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Ctrl-C in the middle of the ingest stops everything (the dev process and the
+// cluster; nothing left running), and the next run finishes the interrupted
+// documents.
+func TestDevInterruptedThenResumed(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "docpipe-dev-int-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	samples := filepath.Join(dir, "in")
+	dbtestMkdir(t, samples)
+	for _, f := range []string{"../../../shared/corpus/scan_classic_hmo.pdf", "../../samples/plan-summary.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(samples, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := freePort(t)
+	args := []string{"dev", "--dir", dir, "--pg-port", strconv.Itoa(port), "--addr", "127.0.0.1:0", "--samples", samples, "--policy", ""}
+	env := append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"), "DOCPIPE_LOG_LEVEL=warn")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = env
+	var out strings.Builder
+	pr, pw, _ := os.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	// Interrupt as soon as the big PDF is uploaded (it is still being parsed then).
+	buf := make([]byte, 4096)
+	for !strings.Contains(out.String(), "scan_classic_hmo.pdf") || !strings.Contains(out.String(), "uploaded") {
+		n, err := pr.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("dev ended before uploading:\n%s", out.String())
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(&out, pr) }()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("dev after Ctrl-C: %v\n%s", err, out.String())
+	}
+	if (&devenv.Cluster{Dir: filepath.Join(dir, "pg"), Port: port}).Running(context.Background()) {
+		t.Fatalf("the cluster still runs after Ctrl-C:\n%s", out.String())
+	}
+
+	again := exec.CommandContext(ctx, binary, append(args, "--once")...)
+	again.Env = env
+	b, err := again.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the next run: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "already uploaded") || strings.Count(string(b), "complete") < 2 {
+		t.Errorf("the next run did not finish the interrupted documents:\n%s", b)
+	}
+}
+
+func dbtestMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }
