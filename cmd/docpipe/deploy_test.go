@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +163,70 @@ func TestHealthRoutesExist(t *testing.T) {
 	}
 	if err := validCommand([]string{"worker", "--nope"}); err == nil {
 		t.Error("an unknown flag was accepted")
+	}
+}
+
+// copyDeploy copies the deploy files into a temporary root.
+func copyDeploy(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, rel := range []string{"docker-compose.yml", "deploy/render/render.yaml", "deploy/docker/Dockerfile",
+		"deploy/k8s/api.yaml", "deploy/k8s/worker.yaml", "deploy/k8s/configmap.yaml", "deploy/k8s/secret.example.yaml",
+		"deploy/k8s/migrate-job.yaml", "deploy/k8s/policies.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../..", rel))
+		dbtest.Must(t, err, "read %s", rel)
+		dbtest.Must(t, os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755), "mkdir")
+		dbtest.Must(t, os.WriteFile(filepath.Join(root, rel), b, 0o644), "write")
+	}
+	return root
+}
+
+func editFile(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	dbtest.Must(t, err, "read")
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	dbtest.Must(t, os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644), "write")
+}
+
+// The check fails, naming the file and the problem, on a render.yaml without the
+// worker, a compose file with an unknown variable and a k8s probe on a missing route.
+func TestDeployCheckOnBrokenCopies(t *testing.T) {
+	cases := []struct {
+		name, file, old, new, want string
+	}{
+		{"render without worker", "deploy/render/render.yaml", "  - type: worker\n", "", // and everything after it
+			"deploy/render/render.yaml: must run both an API (docpipe serve) and a worker (docpipe worker); has api=true worker=false"},
+		{"compose unknown variable", "docker-compose.yml", "  DOCPIPE_LOG_FORMAT: json\n", "  DOCPIPE_LOG_FORMAT: json\n  DOCPIPE_TURBO_MODE: \"on\"\n",
+			"docker-compose.yml: api: sets DOCPIPE_TURBO_MODE, which is not in the config schema"},
+		{"k8s probe path", "deploy/k8s/api.yaml", "httpGet: {path: /readyz, port: 8080}", "httpGet: {path: /ready, port: 8080}",
+			"deploy/k8s: Deployment/docpipe-api/api: health check path /ready is not a route of `serve --addr`"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := copyDeploy(t)
+			if c.new == "" { // cut from old to the end of the file
+				b, err := os.ReadFile(filepath.Join(root, c.file))
+				dbtest.Must(t, err, "read")
+				i := strings.Index(string(b), c.old)
+				if i < 0 {
+					t.Fatalf("no %q", c.old)
+				}
+				dbtest.Must(t, os.WriteFile(filepath.Join(root, c.file), b[:i], 0o644), "write")
+			} else {
+				editFile(t, filepath.Join(root, c.file), c.old, c.new)
+			}
+			set, err := deploycheck.Load(root)
+			dbtest.Must(t, err, "load")
+			var got []string
+			for _, p := range deploycheck.Check(deploySpec(), set) {
+				got = append(got, p.String())
+			}
+			if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, c.want) }) {
+				t.Errorf("want a problem starting %q; got:\n%s", c.want, strings.Join(got, "\n"))
+			}
+		})
 	}
 }
