@@ -154,3 +154,13 @@ func dbtestMkdir(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// --real without the keys refuses to start and says which ones.
+func TestDevRealNeedsKeys(t *testing.T) {
+	cmd := exec.Command(binary, "dev", "--real", "--dir", t.TempDir())
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "LLAMA_CLOUD_API_KEY") || !strings.Contains(string(out), "OPENAI_API_KEY") {
+		t.Fatalf("dev --real without keys: %v\n%s", err, out)
+	}
+}
