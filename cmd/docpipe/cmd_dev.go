@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/auth"
+	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/config"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/devenv"
@@ -244,8 +245,8 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 			paths = append(paths, o.policy)
 		}
 	}
-	c := devAPI{base: apiURL, token: token, hc: &http.Client{Timeout: 5 * time.Minute}}
-	failed, err := devIngest(ctx, c, paths, out)
+	c := client.New(apiURL, token)
+	failed, err := apiIngest(ctx, c, paths, out, false, false)
 	if err != nil {
 		return err
 	}

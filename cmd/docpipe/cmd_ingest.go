@@ -37,14 +37,34 @@ func ingestCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "ingest PATH...",
-		Short: "Store files (or every file under folders), queue them, and wait for the pipeline (direct mode)",
-		Long: `ingest stores each file in the local blob store, creates its document and pipeline
-run, and (unless --no-wait) shows a progress bar per file until every run ends, then a
-summary. By default it also runs a worker in this process (--no-work leaves the work
-to separately running 'docpipe worker' processes). Exit status 1 if any file failed.`,
+		Short: "Upload files (or every file under folders) and wait for the pipeline: through the API with --server, else directly",
+		Long: `With --server (or DOCPIPE_API_URL) ingest uploads each file through the API
+(POST /v1/documents, sha256 verified by the server), follows every document to a final
+status (a line per change) unless --no-wait, and prints a summary table (or --json).
+
+Without a server (direct mode) it stores each file in the configured blob store, creates
+its document and pipeline run, and (unless --no-wait) shows a progress bar per file until
+every run ends, then a summary. By default it also runs a worker in this process
+(--no-work leaves the work to separately running 'docpipe worker' processes).
+
+Exit status 1 if any file failed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if c := apiClient(cmd); c != nil {
+				files, err := expandPaths(args)
+				if err != nil {
+					return err
+				}
+				failed, err := apiIngest(ctx, c, files, cmd.OutOrStdout(), noWait, asJSON)
+				if err != nil {
+					return err
+				}
+				if failed > 0 {
+					return fmt.Errorf("%d of %d files did not complete", failed, len(files))
+				}
+				return nil
+			}
 			a, err := setup(ctx)
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/pipeline"
 )
 
@@ -20,14 +21,24 @@ func jobsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List runs, newest first (--state queued|working|retryable|done|deadletter or a status)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := setup(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			jobs, err := pipeline.ListJobs(cmd.Context(), a.pool, state, limit)
-			if err != nil {
-				return err
+			var jobs []pipeline.JobInfo
+			if c := apiClient(cmd); c != nil {
+				list, err := c.Jobs(cmd.Context(), state, limit)
+				if err != nil {
+					return err
+				}
+				for _, j := range list {
+					jobs = append(jobs, jobInfoOf(j))
+				}
+			} else {
+				a, err := setup(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				if jobs, err = pipeline.ListJobs(cmd.Context(), a.pool, state, limit); err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				return printJSON(cmd, jobs)
@@ -50,6 +61,27 @@ func jobsCmd() *cobra.Command {
 		Short: "Show one run and its event trail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := apiClient(cmd); c != nil {
+				j, err := c.Job(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				events, err := c.Events(cmd.Context(), j.DocumentID.String())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd, map[string]any{"job": j, "events": events})
+				}
+				printJob(cmd, jobInfoOf(j))
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				for _, e := range events {
+					if e.JobID == j.ID {
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, e.Payload)
+					}
+				}
+				return tw.Flush()
+			}
 			id, a, err := jobArg(cmd, args[0])
 			if err != nil {
 				return err
@@ -66,14 +98,8 @@ func jobsCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(cmd, map[string]any{"job": ji, "events": events})
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "job         %s\ndocument    %s (%s)\nstatus      %s (%s), %.0f%%\nchunks      %d, embedded %d/%d\nretries     %d\ncorrelation %s\n",
-				ji.JobID, ji.DocumentID, ji.Filename, ji.Status, ji.State, ji.Percent, ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal, ji.RetryCount, ji.CorrelationID)
-			if len(ji.LastError) > 0 {
-				fmt.Fprintf(out, "last error  %s\n", ji.LastError)
-			}
-			fmt.Fprintln(out, "\nevents:")
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			printJob(cmd, ji)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			for _, e := range events {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, e.Payload)
 			}
@@ -87,6 +113,14 @@ func jobsCmd() *cobra.Command {
 		Short: "Re-drive a dead-lettered run from the stage that failed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := apiClient(cmd); c != nil {
+				j, err := c.Retry(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "job %s re-driven: status %s, queued\n", j.ID, j.Status)
+				return nil
+			}
 			id, a, err := jobArg(cmd, args[0])
 			if err != nil {
 				return err
@@ -100,8 +134,59 @@ func jobsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(list, show, retry)
+	cancel := &cobra.Command{
+		Use:   "cancel JOB_ID",
+		Short: "Cancel a run (it ends dead-lettered with code CANCELLED; `jobs retry` re-drives it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var status string
+			if c := apiClient(cmd); c != nil {
+				j, err := c.Cancel(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				status = j.Status
+			} else {
+				id, a, err := jobArg(cmd, args[0])
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				ji, err := a.pipe.Cancel(cmd.Context(), pipeline.AllUsers(), id, "cancelled with docpipe jobs cancel")
+				if err != nil {
+					return err
+				}
+				status = ji.Status
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "job %s cancelled: status %s\n", args[0], status)
+			return nil
+		},
+	}
+	c.AddCommand(list, show, retry, cancel)
 	return c
+}
+
+func printJob(cmd *cobra.Command, ji pipeline.JobInfo) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "job         %s\ndocument    %s (%s)\nstatus      %s (%s), %.0f%%\nchunks      %d, embedded %d/%d\nretries     %d\ntokens      %d ($%.6f)\ncorrelation %s\n",
+		ji.JobID, ji.DocumentID, ji.Filename, ji.Status, ji.State, ji.Percent, ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal, ji.RetryCount,
+		ji.Tokens, ji.CostUSD, ji.CorrelationID)
+	if len(ji.LastError) > 0 {
+		fmt.Fprintf(out, "last error  %s\n", ji.LastError)
+	}
+	fmt.Fprintln(out, "\nevents:")
+}
+
+// jobInfoOf converts the API's view of a run for the shared printers.
+func jobInfoOf(j api.Job) pipeline.JobInfo {
+	ji := pipeline.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
+		Stage: j.Stage, Percent: j.Percent, ChunksTotal: j.ChunksTotal, EmbedsDone: j.EmbedsDone, EmbedsTotal: j.EmbedsTotal,
+		RetryCount: j.RetryCount, CorrelationID: j.CorrelationID, Pages: j.Pages, Tokens: j.Tokens, CostUSD: j.CostUSD,
+		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}
+	if j.LastError != nil {
+		ji.LastError, _ = json.Marshal(j.LastError)
+	}
+	return ji
 }
 
 // jobArg parses a job id argument and sets up the app.

@@ -12,13 +12,30 @@ import (
 
 func searchCmd() *cobra.Command {
 	var k int
-	var userFlag string
+	var userFlag, mode string
 	var all, asJSON bool
 	c := &cobra.Command{
 		Use:   "search QUERY",
-		Short: "Cosine top-k search over the searchable chunks, embedded with the configured embedder",
+		Short: "Top-k search over the searchable chunks: vector (cosine), keyword (full text) or hybrid (RRF); through the API with --server",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			query := strings.Join(args, " ")
+			if c := apiClient(cmd); c != nil {
+				hits, err := c.Search(cmd.Context(), query, k, mode)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd, hits)
+				}
+				out := make([]pipeline.RankedHit, len(hits))
+				for i, h := range hits {
+					out[i] = pipeline.RankedHit{Hit: pipeline.Hit{Filename: h.Filename, Ord: h.Ord, HeadingPath: h.HeadingPath,
+						PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text}}
+				}
+				printHits(cmd, out)
+				return nil
+			}
 			a, err := setup(cmd.Context())
 			if err != nil {
 				return err
@@ -36,28 +53,18 @@ func searchCmd() *cobra.Command {
 				}
 				user = &u
 			}
-			hits, err := pipeline.Search(cmd.Context(), a.pool, a.embedder, user, strings.Join(args, " "), k)
+			scope := pipeline.AllUsers()
+			if user != nil {
+				scope = pipeline.UserScope(*user)
+			}
+			hits, err := pipeline.ScopedSearch(cmd.Context(), a.pool, a.embedder, scope, pipeline.SearchRequest{Query: query, K: k, Mode: mode})
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return printJSON(cmd, hits)
 			}
-			out := cmd.OutOrStdout()
-			if len(hits) == 0 {
-				fmt.Fprintln(out, "no results")
-			}
-			for i, h := range hits {
-				pages := ""
-				if h.PageStart > 0 {
-					pages = fmt.Sprintf(" p.%d", h.PageStart)
-					if h.PageEnd > h.PageStart {
-						pages += fmt.Sprintf("-%d", h.PageEnd)
-					}
-				}
-				fmt.Fprintf(out, "%d. %.3f  %s  chunk %d%s  %s\n", i+1, h.Score, h.Filename, h.Ord, pages, strings.Join(h.HeadingPath, " > "))
-				fmt.Fprintf(out, "   %s\n", snippet(h.Text, 240))
-			}
+			printHits(cmd, hits)
 			return nil
 		},
 	}
@@ -65,7 +72,26 @@ func searchCmd() *cobra.Command {
 	c.Flags().StringVar(&userFlag, "user", "", "search this user's documents (default DOCPIPE_USER_ID)")
 	c.Flags().BoolVar(&all, "all-users", false, "search every user's documents")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&mode, "mode", "hybrid", "vector, keyword or hybrid")
 	return c
+}
+
+func printHits(cmd *cobra.Command, hits []pipeline.RankedHit) {
+	out := cmd.OutOrStdout()
+	if len(hits) == 0 {
+		fmt.Fprintln(out, "no results")
+	}
+	for i, h := range hits {
+		pages := ""
+		if h.PageStart > 0 {
+			pages = fmt.Sprintf(" p.%d", h.PageStart)
+			if h.PageEnd > h.PageStart {
+				pages += fmt.Sprintf("-%d", h.PageEnd)
+			}
+		}
+		fmt.Fprintf(out, "%d. %.3f  %s  chunk %d%s  %s\n", i+1, h.Score, h.Filename, h.Ord, pages, strings.Join(h.HeadingPath, " > "))
+		fmt.Fprintf(out, "   %s\n", snippet(h.Text, 240))
+	}
 }
 
 func snippet(s string, n int) string {

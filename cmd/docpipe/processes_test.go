@@ -72,9 +72,9 @@ func TestAPIAndTwoWorkerProcesses(t *testing.T) {
 }
 
 // startServe runs `docpipe serve` (no workers) until the test ends and returns its URL.
-func startServe(t *testing.T, ctx context.Context, c *cli) string {
+func startServe(t *testing.T, ctx context.Context, c *cli, extra ...string) string {
 	t.Helper()
-	serve := c.cmd(ctx, "serve", "--addr", "127.0.0.1:0")
+	serve := c.cmd(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...)...)
 	stdout, err := serve.StdoutPipe()
 	dbtest.Must(t, err, "pipe")
 	dbtest.Must(t, serve.Start(), "start serve")
