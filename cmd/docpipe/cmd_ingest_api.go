@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/client"
@@ -47,6 +52,28 @@ func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Write
 		}
 	}
 	last := make([]string, len(files))
+	// On a terminal: a bar per document (stage and percent); otherwise a line per change.
+	var (
+		prog   *mpb.Progress
+		bars   []*mpb.Bar
+		status = make([]string, len(files))
+		smu    sync.Mutex
+	)
+	if isTerminal(os.Stderr) && !asJSON && !noWait {
+		prog = mpb.NewWithContext(ctx, mpb.WithOutput(os.Stderr), mpb.WithWidth(30))
+		bars = make([]*mpb.Bar, len(files))
+		for i, r := range rows {
+			if r.err != nil {
+				continue
+			}
+			bars[i] = prog.AddBar(100, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-28.28s", filepath.Base(r.file)))),
+				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
+					smu.Lock()
+					defer smu.Unlock()
+					return " " + status[i]
+				})))
+		}
+	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for !noWait {
 		open := 0
@@ -58,10 +85,23 @@ func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Write
 			doc, err := c.Document(ctx, r.doc.ID.String())
 			if err != nil {
 				r.err = err
+				if bars != nil && bars[i] != nil {
+					bars[i].Abort(false)
+				}
 				continue
 			}
 			r.doc = doc
-			if s := fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent); s != last[i] && !asJSON {
+			if bars != nil && bars[i] != nil {
+				smu.Lock()
+				status[i] = r.doc.Status
+				smu.Unlock()
+				if r.doc.Percent >= 0 {
+					bars[i].SetCurrent(int64(r.doc.Percent))
+				}
+				if pipeline.Terminal(r.doc.Status) {
+					bars[i].Abort(false)
+				}
+			} else if s := fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent); s != last[i] && !asJSON {
 				last[i] = s
 				fmt.Fprintf(w, "%-40s %s %.0f%%\n", filepath.Base(r.file), r.doc.Status, max(r.doc.Percent, 0))
 			}
@@ -70,6 +110,9 @@ func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Write
 			}
 		}
 		if open == 0 {
+			if prog != nil {
+				prog.Wait()
+			}
 			break
 		}
 		if time.Now().After(deadline) {
