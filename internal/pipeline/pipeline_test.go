@@ -167,7 +167,7 @@ func TestLargePDFDeterministicAndSearchable(t *testing.T) {
 			t.Errorf("run %d: %d rows left in the buffers after finalize", i, n)
 		}
 		emb, _ := embed.NewLocal(1536)
-		hits, err := pipeline.Search(context.Background(), e.pool, emb, &user, "deductible", 5)
+		hits, err := pipeline.ScopedSearch(context.Background(), e.pool, emb, pipeline.UserScope(user), pipeline.SearchRequest{Query: "deductible", K: 5})
 		dbtest.Must(t, err, "search")
 		if len(hits) == 0 {
 			t.Fatal("search deductible: no hits")

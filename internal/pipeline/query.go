@@ -10,9 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	pgvector "github.com/pgvector/pgvector-go"
-
-	"github.com/docpipe/docpipe/internal/embed"
 )
 
 // Querier is what read paths need (a pool, a connection or a transaction).
@@ -128,44 +125,4 @@ type Hit struct {
 	PageEnd     int       `json:"page_end,omitempty"`
 	Score       float64   `json:"score"` // cosine similarity, 1 = identical direction
 	Text        string    `json:"text"`
-}
-
-// Search returns the k chunks nearest to query by cosine similarity, embedded with the
-// same embedder (model and version) that produced the stored vectors. userID nil
-// searches every user's documents (operators only).
-func Search(ctx context.Context, q Querier, e embed.Embedder, userID *uuid.UUID, query string, k int) ([]Hit, error) {
-	if k <= 0 {
-		k = 5
-	}
-	vecs, err := e.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, fmt.Errorf("embed query: %w", err)
-	}
-	dims := e.Dims()
-	// The expression and predicate match the per-dimension HNSW index.
-	sql := fmt.Sprintf(`SELECT c.document_id, d.filename, c.chunk_id, c.chunk_ord, c.meta, c.text,
-		       1 - ((c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d)) AS score
-		FROM upload_pipeline.document_chunks c JOIN upload_pipeline.documents d USING (document_id)
-		WHERE c.dims = %[1]d AND c.embed_model = $2 AND c.embed_version = $3 AND ($4::uuid IS NULL OR c.user_id = $4)
-		ORDER BY (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d)
-		LIMIT $5`, dims)
-	rows, err := q.Query(ctx, sql, pgvector.NewVector(vecs[0]), e.Model(), e.Version(), userID, k)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hit, error) {
-		var h Hit
-		var meta []byte
-		if err := r.Scan(&h.DocumentID, &h.Filename, &h.ChunkID, &h.Ord, &meta, &h.Text, &h.Score); err != nil {
-			return h, err
-		}
-		var m struct {
-			HeadingPath []string `json:"heading_path"`
-			PageStart   int      `json:"page_start"`
-			PageEnd     int      `json:"page_end"`
-		}
-		_ = json.Unmarshal(meta, &m)
-		h.HeadingPath, h.PageStart, h.PageEnd = m.HeadingPath, m.PageStart, m.PageEnd
-		return h, nil
-	})
 }
