@@ -106,7 +106,7 @@ steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a m
 	c.PersistentFlags().IntVar(&clusterPort, "cluster-port", 54340, "private cluster port")
 	c.PersistentFlags().StringArrayVar(&workerEnvFlag, "worker-env", nil, "extra NAME=value for the worker process (repeatable)")
 	c.AddCommand(benchThroughputCmd(&adminURL, &clusterDir, &clusterPort, &workerEnvFlag),
-		benchLoadCmd(&adminURL, &clusterDir, &clusterPort, &workerEnvFlag))
+		benchAPICmd(&adminURL, &clusterDir, &clusterPort, &workerEnvFlag))
 	return c
 }
 
@@ -171,42 +171,5 @@ whether every document completed. Median of --runs.`,
 	c.Flags().IntVar(&to.RPM, "rpm", 3000, "requests per minute allowed by the twin")
 	c.Flags().DurationVar(&warmup, "warmup", time.Minute, "not measured (the limits start with a full minute's budget)")
 	c.Flags().DurationVar(&window, "window", 2*time.Minute, "measured")
-	return c
-}
-
-func benchLoadCmd(adminURL, clusterDir *string, clusterPort *int, workerEnv *[]string) *cobra.Command {
-	var lo bench.LoadOptions
-	c := &cobra.Command{
-		Use:   "load",
-		Short: "API load: --rate small uploads/s for --duration against one docpipe serve + one docpipe worker",
-		Long: `load starts one 'docpipe serve' and one 'docpipe worker' on a fresh database, uploads --rate
-small distinct markdown documents per second for --duration through POST /v1/documents
-(open loop), waits until every accepted one is complete, and reports the upload latency
-(p50/p99), errors, upload→complete latency (p50/p99) and both processes' RSS after the
-warm-up and at the end.`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			url, err := benchCluster(cmd, *adminURL, *clusterDir, *clusterPort)
-			if err != nil {
-				return err
-			}
-			self, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			r, err := bench.APILoad(cmd.Context(), bench.Options{AdminURL: url, WorkerBin: self, WorkerEnv: *workerEnv}, lo)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "UPLOADS\tERRORS\tAPI P50\tAPI P99\tUPLOAD→COMPLETE P50\tP99\tDRAIN\tSERVE RSS (MiB)\tWORKER RSS (MiB)\n")
-			fmt.Fprintf(tw, "%d in %s\t%d\t%s\t%s\t%s\t%s\t%s\t%d → %d\t%d → %d\n", r.Requests, lo.Duration, r.Errors,
-				r.APIp50.Round(100*time.Microsecond), r.APIp99.Round(100*time.Microsecond), r.E2Ep50.Round(time.Millisecond),
-				r.E2Ep99.Round(time.Millisecond), r.Drain.Round(time.Millisecond),
-				r.ServeRSSStart/1024, r.ServeRSSEnd/1024, r.WorkerRSSStart/1024, r.WorkerRSSEnd/1024)
-			return tw.Flush()
-		},
-	}
-	c.Flags().IntVar(&lo.Rate, "rate", 50, "uploads per second")
-	c.Flags().DurationVar(&lo.Duration, "duration", time.Minute, "how long uploads arrive")
 	return c
 }
