@@ -39,8 +39,11 @@ func ingestCmd() *cobra.Command {
 		Use:   "ingest PATH...",
 		Short: "Upload files (or every file under folders) and wait for the pipeline: through the API with --server, else directly",
 		Long: `With --server (or DOCPIPE_API_URL) ingest uploads each file through the API
-(POST /v1/documents, sha256 verified by the server), follows every document to a final
-status (a line per change) unless --no-wait, and prints a summary table (or --json).
+(POST /v1/documents, sha256 verified by the server) and follows every document to a
+final status unless --no-wait: on a terminal a progress bar per file shows the bytes
+sent, then the pipeline stage and percent; otherwise a line per change. Then a summary
+table (status, pages, chunks, tokens, cost, error) or --json. Authenticates with --token
+or DOCPIPE_API_TOKEN (docpipe keys create).
 
 Without a server (direct mode) it stores each file in the configured blob store, creates
 its document and pipeline run, and (unless --no-wait) shows a progress bar per file until
@@ -51,17 +54,28 @@ Exit status 1 if any file failed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if c := apiClient(cmd); c != nil {
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if userFlag != "" {
+					return fmt.Errorf("--user is for direct mode: through the API the credential's user owns the uploads")
+				}
 				files, err := expandPaths(args)
 				if err != nil {
 					return err
 				}
-				failed, err := apiIngest(ctx, c, files, cmd.OutOrStdout(), noWait, asJSON)
-				if err != nil {
-					return err
+				failed, err := ingestViaAPI(ctx, c, files, cmd.OutOrStdout(), apiIngestOptions{
+					NoWait: noWait, JSON: asJSON, Progress: cmd.ErrOrStderr(), Timeout: timeout,
+				})
+				if err != nil && ctx.Err() != nil {
+					return fmt.Errorf("interrupted: what was uploaded keeps processing on the server (docpipe status shows it)")
+				} else if err != nil {
+					return apiError(err)
 				}
 				if failed > 0 {
-					return fmt.Errorf("%d of %d files did not complete", failed, len(files))
+					return fmt.Errorf("%d of %d file(s) did not complete", failed, len(files))
 				}
 				return nil
 			}

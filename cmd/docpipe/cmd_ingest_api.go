@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -20,163 +23,409 @@ import (
 	"github.com/docpipe/docpipe/internal/pipeline"
 )
 
-// apiIngest uploads every file through the API, follows each document to a final
-// status (a line per change) unless noWait, and prints a table (or JSON). It returns
-// how many did not complete.
-func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Writer, noWait, asJSON bool) (failed int, err error) {
-	type row struct {
-		file string
-		doc  api.Document
-		dup  bool
-		err  error
+// apiIngestOptions tunes ingestViaAPI; the zero value uploads, waits for every
+// document and prints progress lines (or bars on a terminal) and a table to w.
+type apiIngestOptions struct {
+	// NoWait returns right after the uploads (the table shows the queued status).
+	NoWait bool
+	// JSON prints one JSON array instead of the table (and no progress unless
+	// Progress is set).
+	JSON bool
+	// Progress receives the bars or progress lines (nil: w). Bars are drawn only when
+	// it is a terminal (*os.File), else a line per status change.
+	Progress io.Writer
+	// NoBars forces progress lines even on a terminal.
+	NoBars bool
+	// Timeout gives up waiting for the documents after this long (0: 30 minutes).
+	Timeout time.Duration
+	// Poll is the interval between status reads of the open documents (0: 500ms).
+	Poll time.Duration
+	// Parallel is how many uploads run at once (0: 4).
+	Parallel int
+}
+
+// apiIngestResult is one file's outcome (the --json output is a list of them).
+type apiIngestResult struct {
+	File      string        `json:"file"`
+	Duplicate bool          `json:"duplicate"`
+	Error     string        `json:"error,omitempty"`
+	Code      string        `json:"code,omitempty"`
+	Document  *api.Document `json:"document,omitempty"`
+}
+
+// ingestRow is the live state of one file while it is uploaded and processed.
+type ingestRow struct {
+	file     string
+	name     string
+	sent     int64
+	size     int64
+	uploaded bool
+	fetched  bool // the document was read after the upload (for its counts)
+	dup      bool
+	doc      api.Document
+	err      error
+	bar      *mpb.Bar
+	label    atomic.Pointer[string] // what the bar shows; read by mpb without mu
+	shown    string
+}
+
+// relabel recomputes what the row's bar shows (with mu held).
+func (r *ingestRow) relabel() {
+	s := r.phase()
+	r.label.Store(&s)
+}
+
+// following: the row's document is still to be read (with mu held).
+func (r *ingestRow) following(noWait bool) bool {
+	return r.uploaded && r.err == nil && (!r.fetched || (!noWait && !pipeline.Terminal(r.doc.Status)))
+}
+
+func (r *ingestRow) done() bool {
+	return r.err != nil || (r.uploaded && (r.doc.Status == "" || pipeline.Terminal(r.doc.Status)))
+}
+
+// ingestViaAPI uploads files through the API (POST /v1/documents, sha256 declared so
+// the server verifies the bytes), then follows every document (GET /v1/documents/{id})
+// to a final status unless opts.NoWait: on a terminal a bar per file shows the bytes
+// sent and then the pipeline stage and percent; otherwise a line per change. It ends
+// with a summary table (file, document, status, pages, chunks, tokens, cost, error) or
+// JSON on w and returns how many files did not complete (duplicates of an earlier
+// completed upload count as complete). err is for the run as a whole, not for single
+// files: ctx's error when it ends first (the table then shows where each file got
+// to; the server keeps processing what was uploaded), a timeout, or the credential
+// rejected (a *client.Problem with status 401).
+func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Writer, opts apiIngestOptions) (failed int, err error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Minute
 	}
-	rows := make([]row, len(files))
+	if opts.Poll <= 0 {
+		opts.Poll = 500 * time.Millisecond
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	pw := opts.Progress
+	switch {
+	case pw == nil && opts.JSON:
+		pw = io.Discard // nothing but the JSON on w
+	case pw == nil:
+		pw = w
+	}
+	rows := make([]*ingestRow, len(files))
+	width := 0
 	for i, f := range files {
-		rows[i].file = f
-		res, err := c.Upload(ctx, f)
-		if err != nil {
-			rows[i].err = err
-			if !asJSON {
-				fmt.Fprintf(w, "%-40s upload failed: %v\n", filepath.Base(f), err)
-			}
-			continue
-		}
-		rows[i].doc.ID, rows[i].dup = res.DocumentID, res.Duplicate
-		note := ""
-		if res.Duplicate {
-			note = " (already uploaded: the existing document)"
-		}
-		rows[i].doc.Status = res.Status
-		if !asJSON {
-			fmt.Fprintf(w, "%-40s uploaded %d bytes%s\n", filepath.Base(f), res.Bytes, note)
-		}
+		rows[i] = &ingestRow{file: f, name: filepath.Base(f)}
+		width = max(width, len(rows[i].name))
 	}
-	last := make([]string, len(files))
-	// On a terminal: a bar per document (stage and percent); otherwise a line per change.
-	var (
-		prog   *mpb.Progress
-		bars   []*mpb.Bar
-		status = make([]string, len(files))
-		smu    sync.Mutex
-	)
-	if isTerminal(os.Stderr) && !asJSON && !noWait {
-		prog = mpb.NewWithContext(ctx, mpb.WithOutput(os.Stderr), mpb.WithWidth(30))
-		bars = make([]*mpb.Bar, len(files))
-		for i, r := range rows {
-			if r.err != nil {
-				continue
-			}
-			bars[i] = prog.AddBar(100, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-28.28s", filepath.Base(r.file)))),
-				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
-					smu.Lock()
-					defer smu.Unlock()
-					return " " + status[i]
+	width = min(width, 40)
+
+	var mu sync.Mutex // guards rows and the progress lines
+	var prog *mpb.Progress
+	if f, ok := pw.(*os.File); ok && isTerminal(f) && !opts.NoBars {
+		prog = mpb.NewWithContext(ctx, mpb.WithOutput(f), mpb.WithWidth(30))
+		for _, r := range rows {
+			r.bar = prog.AddBar(0,
+				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-*.*s", width, width, r.name))),
+				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+					if l := r.label.Load(); l != nil {
+						return " " + *l
+					}
+					return ""
 				})))
+			r.relabel()
 		}
 	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for !noWait {
-		open := 0
-		for i := range rows {
-			r := &rows[i]
-			if r.err != nil || (r.doc.Status != "" && pipeline.Terminal(r.doc.Status)) {
-				continue
+	line := func(r *ingestRow, s string) { // with mu held
+		r.relabel()
+		if r.bar == nil && s != r.shown {
+			r.shown = s
+			fmt.Fprintf(pw, "%-*s  %s\n", width, r.name, s)
+		}
+	}
+	finish := func(r *ingestRow) { // with mu held: the row reached its end
+		r.relabel()
+		if r.bar == nil {
+			return
+		}
+		if r.err == nil && (r.doc.Status == pipeline.StatusComplete || r.doc.Status == pipeline.StatusDuplicate || opts.NoWait) {
+			r.bar.SetTotal(100, true)
+		} else {
+			r.bar.Abort(false)
+		}
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+
+	// Uploads, a few at a time; each bar counts bytes.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, opts.Parallel)
+	for _, r := range rows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-wctx.Done():
+				mu.Lock()
+				r.err = wctx.Err()
+				finish(r)
+				mu.Unlock()
+				return
 			}
-			doc, err := c.Document(ctx, r.doc.ID.String())
+			res, err := c.Upload(wctx, r.file, func(sent, total int64) {
+				mu.Lock()
+				r.sent, r.size = sent, total
+				r.relabel()
+				mu.Unlock()
+				if r.bar != nil {
+					r.bar.SetTotal(max(total, 1), false)
+					r.bar.SetCurrent(sent)
+				}
+			})
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				r.err = err
-				if bars != nil && bars[i] != nil {
-					bars[i].Abort(false)
-				}
-				continue
+				line(r, "upload failed: "+err.Error())
+				finish(r)
+				return
 			}
-			r.doc = doc
-			if bars != nil && bars[i] != nil {
-				smu.Lock()
-				status[i] = r.doc.Status
-				smu.Unlock()
-				if r.doc.Percent >= 0 {
-					bars[i].SetCurrent(int64(r.doc.Percent))
-				}
-				if pipeline.Terminal(r.doc.Status) {
-					bars[i].Abort(false)
-				}
-			} else if s := fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent); s != last[i] && !asJSON {
-				last[i] = s
-				fmt.Fprintf(w, "%-40s %s %.0f%%\n", filepath.Base(r.file), r.doc.Status, max(r.doc.Percent, 0))
+			r.uploaded, r.dup = true, res.Duplicate
+			r.doc.ID, r.doc.Status, r.doc.Bytes, r.doc.Filename = res.DocumentID, res.Status, res.Bytes, res.Filename
+			note := ""
+			if res.Duplicate {
+				note = " (already uploaded: the existing document)"
 			}
-			if !pipeline.Terminal(r.doc.Status) {
-				open++
+			line(r, fmt.Sprintf("uploaded %d bytes%s", res.Bytes, note))
+			if r.bar != nil {
+				r.bar.SetTotal(100, false)
+				r.bar.SetCurrent(0)
+			}
+			if opts.NoWait || pipeline.Terminal(res.Status) {
+				finish(r)
+			}
+		}()
+	}
+	uploadsDone := make(chan struct{})
+	go func() { wg.Wait(); close(uploadsDone) }()
+
+	// Follow the uploaded documents until every one has ended.
+	var waitErr error
+	for {
+		allUploaded := false
+		select {
+		case <-uploadsDone:
+			allUploaded = true
+		default:
+		}
+		mu.Lock()
+		var open []*ingestRow
+		for _, r := range rows {
+			if r.following(opts.NoWait) {
+				open = append(open, r)
 			}
 		}
-		if open == 0 {
-			if prog != nil {
-				prog.Wait()
+		mu.Unlock()
+		if allUploaded && len(open) == 0 {
+			break
+		}
+		still := 0
+		for _, r := range open {
+			d, err := c.Document(wctx, r.doc.ID.String())
+			mu.Lock()
+			switch {
+			case err == nil:
+				r.doc, r.fetched = d, true
+				if r.bar != nil && d.Percent >= 0 {
+					r.bar.SetCurrent(int64(d.Percent))
+				}
+				line(r, fmt.Sprintf("%s %.0f%%", d.Status, max(d.Percent, 0)))
+				if pipeline.Terminal(d.Status) || opts.NoWait {
+					finish(r)
+				}
+			case wctx.Err() == nil:
+				r.err = err
+				line(r, "status failed: "+err.Error())
+				finish(r)
+			}
+			if r.following(opts.NoWait) {
+				still++
+			}
+			mu.Unlock()
+		}
+		if allUploaded && still == 0 && wctx.Err() == nil {
+			break
+		}
+		t := time.NewTimer(opts.Poll)
+		select {
+		case <-wctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		if wctx.Err() != nil {
+			waitErr = wctx.Err()
+			if ctx.Err() == nil && errors.Is(waitErr, context.DeadlineExceeded) {
+				waitErr = fmt.Errorf("documents still running after %s", opts.Timeout)
 			}
 			break
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%d documents still running after 10 minutes", open)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
-	if asJSON {
-		type jrow struct {
-			File      string        `json:"file"`
-			Duplicate bool          `json:"duplicate"`
-			Error     string        `json:"error,omitempty"`
-			Document  *api.Document `json:"document,omitempty"`
-		}
-		out := make([]jrow, len(rows))
-		for i, r := range rows {
-			out[i] = jrow{File: r.file, Duplicate: r.dup}
-			if r.err != nil {
-				out[i].Error = r.err.Error()
-				failed++
-				continue
+	if waitErr != nil {
+		// Let the uploads see the cancellation and end before the rows are read.
+		<-uploadsDone
+		mu.Lock()
+		for _, r := range rows {
+			if !r.done() {
+				finish(r)
 			}
+		}
+		mu.Unlock()
+	}
+	if prog != nil {
+		prog.Wait()
+	}
+
+	var authErr error // a rejected credential fails the run, not just the file
+	results := make([]apiIngestResult, len(rows))
+	for i, r := range rows {
+		if s := client.StatusOf(r.err); authErr == nil && (s == http.StatusUnauthorized || s == http.StatusForbidden) {
+			authErr = r.err
+		}
+		res := apiIngestResult{File: r.file, Duplicate: r.dup}
+		switch {
+		case r.err != nil:
+			res.Error = r.err.Error()
+			var p *client.Problem
+			if errors.As(r.err, &p) {
+				res.Code = p.Code
+			}
+		case !r.uploaded:
+			res.Error = "not uploaded"
+		default:
 			d := r.doc
-			out[i].Document = &d
-			if !noWait && d.Status != pipeline.StatusComplete {
-				failed++
+			res.Document = &d
+			if j := d.Job; j != nil && j.LastError != nil && d.Status != pipeline.StatusComplete {
+				res.Error, res.Code = j.LastError.Message, j.LastError.Code
 			}
 		}
+		if !apiIngestOK(res, opts.NoWait) {
+			failed++
+		}
+		results[i] = res
+	}
+	if opts.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return failed, enc.Encode(out)
+		if err := enc.Encode(results); err != nil {
+			return failed, err
+		}
+	} else if err := printAPIIngestSummary(w, results, opts.NoWait); err != nil {
+		return failed, err
 	}
+	if waitErr == nil {
+		waitErr = authErr
+	}
+	return failed, waitErr
+}
+
+// apiIngestOK: the file's document completed (or, with noWait, was accepted).
+func apiIngestOK(r apiIngestResult, noWait bool) bool {
+	if r.Document == nil || (r.Error != "" && !noWait) {
+		return false
+	}
+	switch s := r.Document.Status; {
+	case s == pipeline.StatusComplete || s == pipeline.StatusDuplicate:
+		return true
+	case noWait:
+		return !pipeline.Terminal(s)
+	}
+	return false
+}
+
+// phase is what a bar shows after the bytes: uploading, then the pipeline status.
+func (r *ingestRow) phase() string {
+	switch {
+	case r.err != nil:
+		var p *client.Problem
+		if errors.As(r.err, &p) && p.Code != "" {
+			return "failed: " + p.Code
+		}
+		return "failed"
+	case !r.uploaded:
+		if r.size == 0 {
+			return "waiting to upload"
+		}
+		return fmt.Sprintf("uploading %s/%s", humanBytes(r.sent), humanBytes(r.size))
+	case r.dup && pipeline.Terminal(r.doc.Status):
+		return r.doc.Status + " (already uploaded)"
+	case r.doc.Percent >= 0 && !pipeline.Terminal(r.doc.Status):
+		return fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent)
+	}
+	return r.doc.Status
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// printAPIIngestSummary prints the table of an API ingest, in the style of direct
+// mode's printIngestSummary.
+func printAPIIngestSummary(w io.Writer, results []apiIngestResult, noWait bool) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tSTATUS\tPAGES\tCHUNKS\tTOKENS\tCOST (USD)\tNOTE")
-	for _, r := range rows {
-		name := filepath.Base(r.file)
-		if r.err != nil {
-			failed++
-			fmt.Fprintf(tw, "%s\terror\t\t\t\t\t%v\n", name, r.err)
+	fmt.Fprintln(tw, "FILE\tDOCUMENT\tSTATUS\tPAGES\tCHUNKS\tTOKENS\tCOST (USD)\tNOTE")
+	var tokens int64
+	var cost float64
+	for _, r := range results {
+		d := r.Document
+		if d == nil {
+			fmt.Fprintf(tw, "%s\t-\terror\t-\t-\t-\t-\t%s\n", r.File, oneLine(r.Error))
 			continue
 		}
-		var tokens int64
-		var cost float64
+		var tok int64
+		var usd float64
+		if j := d.Job; j != nil {
+			tok, usd = j.Tokens, j.CostUSD
+		}
+		tokens, cost = tokens+tok, cost+usd
 		note := ""
-		if j := r.doc.Job; j != nil {
-			tokens, cost = j.Tokens, j.CostUSD
-			if j.LastError != nil {
-				note = j.LastError.Code + ": " + j.LastError.Message
-			}
+		if r.Duplicate {
+			note = "already uploaded: existing document"
 		}
-		if r.dup {
-			note = strings.TrimSpace("already uploaded " + note)
+		if r.Error != "" {
+			note = strings.TrimSpace(strings.TrimPrefix(r.Code+": "+oneLine(r.Error), ": "))
+		} else if noWait && !pipeline.Terminal(d.Status) {
+			note = strings.TrimSpace(note + " queued; docpipe status " + d.ID.String())
 		}
-		if !noWait && r.doc.Status != pipeline.StatusComplete {
-			failed++
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.6f\t%s\n", name, r.doc.Status, r.doc.Pages, r.doc.Chunks, tokens, cost, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.6f\t%s\n", r.File, d.ID, d.Status, d.Pages, d.Chunks, tok, usd, note)
 	}
-	return failed, tw.Flush()
+	if len(results) > 1 {
+		fmt.Fprintf(tw, "total\t\t\t\t\t%d\t%.6f\t\n", tokens, cost)
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// apiIngest is ingestViaAPI with only the NoWait and JSON options (the form
+// `docpipe dev` calls).
+// An interruption (ctx done) is not an error here: the caller winds down by itself.
+func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Writer, noWait, asJSON bool) (failed int, err error) {
+	failed, err = ingestViaAPI(ctx, c, files, w, apiIngestOptions{NoWait: noWait, JSON: asJSON})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = nil
+	}
+	return failed, err
 }
 
 // devSearch prints the top hybrid results for query.

@@ -9,26 +9,43 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/pipeline"
 )
 
 func jobsCmd() *cobra.Command {
-	c := &cobra.Command{Use: "jobs", Short: "List, inspect and re-drive pipeline runs"}
+	c := &cobra.Command{Use: "jobs", Short: "List, inspect, cancel and re-drive pipeline runs (through the API with --server)"}
 	var state string
 	var limit int
 	var asJSON bool
+	var reason string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List runs, newest first (--state queued|working|retryable|done|deadletter or a status)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var jobs []pipeline.JobInfo
-			if c := apiClient(cmd); c != nil {
-				list, err := c.Jobs(cmd.Context(), state, limit)
-				if err != nil {
-					return err
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				q := client.JobsQuery{State: state}
+				if limit <= 0 {
+					limit = 50
 				}
-				for _, j := range list {
-					jobs = append(jobs, jobInfoOf(j))
+				for len(jobs) < limit {
+					q.Limit = min(limit-len(jobs), 500)
+					page, next, err := c.JobsPage(cmd.Context(), q)
+					if err != nil {
+						return apiError(err)
+					}
+					for _, j := range page {
+						jobs = append(jobs, jobInfoOf(j))
+					}
+					if next == "" || len(page) == 0 {
+						break
+					}
+					q.Cursor = next
 				}
 			} else {
 				a, err := setup(cmd.Context())
@@ -61,14 +78,24 @@ func jobsCmd() *cobra.Command {
 		Short: "Show one run and its event trail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := apiClient(cmd); c != nil {
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
 				j, err := c.Job(cmd.Context(), args[0])
 				if err != nil {
-					return err
+					return apiError(err)
 				}
-				events, err := c.Events(cmd.Context(), j.DocumentID.String())
+				all, err := c.Events(cmd.Context(), j.DocumentID.String())
 				if err != nil {
-					return err
+					return apiError(err)
+				}
+				events := []api.Event{}
+				for _, e := range all {
+					if e.JobID == j.ID {
+						events = append(events, e)
+					}
 				}
 				if asJSON {
 					return printJSON(cmd, map[string]any{"job": j, "events": events})
@@ -76,9 +103,7 @@ func jobsCmd() *cobra.Command {
 				printJob(cmd, jobInfoOf(j))
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				for _, e := range events {
-					if e.JobID == j.ID {
-						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, e.Payload)
-					}
+					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, e.Payload)
 				}
 				return tw.Flush()
 			}
@@ -113,10 +138,14 @@ func jobsCmd() *cobra.Command {
 		Short: "Re-drive a dead-lettered run from the stage that failed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := apiClient(cmd); c != nil {
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
 				j, err := c.Retry(cmd.Context(), args[0])
 				if err != nil {
-					return err
+					return apiError(err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "job %s re-driven: status %s, queued\n", j.ID, j.Status)
 				return nil
@@ -140,10 +169,14 @@ func jobsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var status string
-			if c := apiClient(cmd); c != nil {
-				j, err := c.Cancel(cmd.Context(), args[0])
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				j, err := c.Cancel(cmd.Context(), args[0], reason)
 				if err != nil {
-					return err
+					return apiError(err)
 				}
 				status = j.Status
 			} else {
@@ -152,7 +185,11 @@ func jobsCmd() *cobra.Command {
 					return err
 				}
 				defer a.Close()
-				ji, err := a.pipe.Cancel(cmd.Context(), pipeline.AllUsers(), id, "cancelled with docpipe jobs cancel")
+				why := reason
+				if why == "" {
+					why = "cancelled with docpipe jobs cancel"
+				}
+				ji, err := a.pipe.Cancel(cmd.Context(), pipeline.AllUsers(), id, why)
 				if err != nil {
 					return err
 				}
@@ -162,6 +199,7 @@ func jobsCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cancel.Flags().StringVar(&reason, "reason", "", "why (recorded in last_error.message and the event trail)")
 	c.AddCommand(list, show, retry, cancel)
 	return c
 }

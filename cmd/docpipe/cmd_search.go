@@ -20,18 +20,31 @@ func searchCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			query := strings.Join(args, " ")
-			if c := apiClient(cmd); c != nil {
+			switch mode {
+			case "vector", "keyword", "hybrid":
+			default:
+				return fmt.Errorf("--mode %q: use vector, keyword or hybrid", mode)
+			}
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if userFlag != "" || all {
+					return fmt.Errorf("--user and --all-users are for direct mode: through the API the credential decides whose documents are searched")
+				}
 				hits, err := c.Search(cmd.Context(), query, k, mode)
 				if err != nil {
-					return err
+					return apiError(err)
 				}
 				if asJSON {
 					return printJSON(cmd, hits)
 				}
 				out := make([]pipeline.RankedHit, len(hits))
 				for i, h := range hits {
-					out[i] = pipeline.RankedHit{Hit: pipeline.Hit{Filename: h.Filename, Ord: h.Ord, HeadingPath: h.HeadingPath,
-						PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text}}
+					out[i] = pipeline.RankedHit{Hit: pipeline.Hit{DocumentID: h.DocumentID, Filename: h.Filename, ChunkID: h.ChunkID,
+						Ord: h.Ord, HeadingPath: h.HeadingPath, PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text},
+						VectorRank: h.VectorRank, KeywordRank: h.KeywordRank}
 				}
 				printHits(cmd, out)
 				return nil
@@ -72,7 +85,7 @@ func searchCmd() *cobra.Command {
 	c.Flags().StringVar(&userFlag, "user", "", "search this user's documents (default DOCPIPE_USER_ID)")
 	c.Flags().BoolVar(&all, "all-users", false, "search every user's documents")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.Flags().StringVar(&mode, "mode", "hybrid", "vector, keyword or hybrid")
+	c.Flags().StringVar(&mode, "mode", "hybrid", "vector (cosine), keyword (full text) or hybrid (reciprocal-rank fusion of both)")
 	return c
 }
 
