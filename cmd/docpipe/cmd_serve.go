@@ -15,6 +15,7 @@ import (
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/config"
+	"github.com/docpipe/docpipe/internal/dashboard"
 	"github.com/docpipe/docpipe/internal/metrics"
 )
 
@@ -96,6 +97,9 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	}
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", m.Handler()) // Prometheus text format, no auth (keep it on an internal network)
+	dash := dashboard.Handler() // the operator page: login, counts, documents, timelines, dead letters, alerts
+	top.Handle("GET /{$}", dash)
+	top.Handle("GET /ui/", dash)
 	top.Handle("/", apiHandler)
 	handler := http.Handler(top)
 	l := o.listener

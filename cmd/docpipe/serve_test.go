@@ -151,6 +151,9 @@ func TestServeWithWorker(t *testing.T) {
 	if completed != 1 {
 		t.Errorf("docpipe_documents_completed_total = %v, want 1", completed)
 	}
+	if code, body := call(http.MethodGet, "/", nil, ""); code != 200 || !strings.Contains(string(body), "/ui/app.js") {
+		t.Errorf("dashboard: %d %.200s", code, body)
+	}
 	if code, body := call(http.MethodGet, "/v1/alerts", nil, ""); code != 200 || !strings.Contains(string(body), `"alerts"`) {
 		t.Errorf("alerts: %d %s", code, body)
 	}

@@ -1,0 +1,35 @@
+// Package dashboard is the operator page served at / by `docpipe serve`: embedded
+// files, no CDN, works offline. It talks to the same authenticated API as any client
+// (the key or JWT typed into its login form stays in the browser tab's sessionStorage).
+package dashboard
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed static
+var files embed.FS
+
+// Handler serves the page at / and its assets under /ui/.
+func Handler() http.Handler {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	assets := http.StripPrefix("/ui/", http.FileServer(http.FS(sub)))
+	index, err := fs.ReadFile(sub, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(index)
+	})
+	mux.Handle("GET /ui/", assets)
+	return mux
+}
