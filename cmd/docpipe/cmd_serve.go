@@ -97,7 +97,7 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	}
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", m.Handler()) // Prometheus text format, no auth (keep it on an internal network)
-	dash := dashboard.Handler() // the operator page: login, counts, documents, timelines, dead letters, alerts
+	dash := dashboard.Handler()             // the operator page: login, counts, documents, timelines, dead letters, alerts
 	top.Handle("GET /{$}", dash)
 	top.Handle("GET /ui/", dash)
 	top.Handle("/", apiHandler)
@@ -110,12 +110,11 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	}
 	if o.withWorker {
 		// River runs on its own context so a signal triggers a graceful stop, not a hard cancel.
-		if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+		stopObserve, err := a.startWorkers(ctx)
+		if err != nil {
 			l.Close()
 			return err
 		}
-		a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
-		stopObserve := a.observe(ctx)
 		defer stopObserve()
 	}
 	srv := &http.Server{

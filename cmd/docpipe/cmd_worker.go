@@ -24,12 +24,10 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			// River runs on its own context so a signal triggers a graceful stop, not a hard cancel.
-			if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+			stopObserve, err := a.startWorkers(ctx)
+			if err != nil {
 				return err
 			}
-			a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
-			stopObserve := a.observe(ctx)
 			defer stopObserve()
 			if healthAddr != "" {
 				stop, _, err := serveWorkerHealth(healthAddr, a)

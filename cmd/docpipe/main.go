@@ -178,6 +178,17 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 	return e, nil
 }
 
+// startWorkers runs the pipeline's workers (on their own context, so a signal
+// triggers a graceful Stop rather than a hard cancel) and what they report; stop
+// ends the reporting (call pipe.Stop for the workers).
+func (a *app) startWorkers(ctx context.Context) (stopObserve func(), err error) {
+	if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)
+	return a.observe(ctx), nil
+}
+
 // observe starts what every process that runs workers reports: the heartbeat that
 // tells the alert engine a worker is alive, and the embedding breaker's state.
 // stop ends both.

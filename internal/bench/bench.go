@@ -11,9 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -162,22 +160,7 @@ func waitWorkerReady(ctx context.Context, pool interface {
 }
 
 // peakRSS is VmHWM of a process in KiB (0 if unknown).
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
-}
+func peakRSS(pid int) int64 { return procStatusKiB(pid, "VmHWM") }
 
 func withDB(adminURL, name string) (string, error) {
 	u, err := url.Parse(adminURL)

@@ -160,7 +160,11 @@ func NewOpenAIServer(opts OpenAIOptions) *OpenAIServer {
 // ServeHTTP implements http.Handler.
 func (s *OpenAIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	rw := &oaStatusWriter{ResponseWriter: w, s: s}
+	rw := &statusWriter{ResponseWriter: w, record: func(code int) {
+		s.mu.Lock()
+		s.status[code]++
+		s.mu.Unlock()
+	}}
 	defer func() {
 		if !rw.wrote { // nothing written (the client went away)
 			rw.count(http.StatusOK)
@@ -194,29 +198,27 @@ func (s *OpenAIServer) Stats() OpenAIServerStats {
 	return st
 }
 
-// oaStatusWriter counts each response's status before it goes on the wire,
-// so a client that has its answer sees it counted.
-type oaStatusWriter struct {
+// statusWriter counts each response's status (once) before it goes on the wire,
+// so a client that has its answer sees it counted. The twins share it.
+type statusWriter struct {
 	http.ResponseWriter
-	s     *OpenAIServer
-	wrote bool
+	record func(code int)
+	wrote  bool
 }
 
-func (w *oaStatusWriter) count(code int) {
+func (w *statusWriter) count(code int) {
 	w.wrote = true
-	w.s.mu.Lock()
-	w.s.status[code]++
-	w.s.mu.Unlock()
+	w.record(code)
 }
 
-func (w *oaStatusWriter) WriteHeader(code int) {
+func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.count(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *oaStatusWriter) Write(b []byte) (int, error) {
+func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}

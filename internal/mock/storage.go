@@ -177,7 +177,11 @@ func NewStorageServer(opts StorageOptions) *StorageServer {
 // ServeHTTP implements http.Handler.
 func (s *StorageServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	sw := &sbStatusWriter{ResponseWriter: w, s: s}
+	sw := &statusWriter{ResponseWriter: w, record: func(code int) {
+		s.statusMu.Lock()
+		s.status[code]++
+		s.statusMu.Unlock()
+	}}
 	defer func() {
 		if !sw.wrote {
 			sw.count(http.StatusOK)
@@ -215,33 +219,6 @@ func (s *StorageServer) Object(bucket, name string) ([]byte, bool) {
 		return nil, false
 	}
 	return bytes.Clone(o.data), true
-}
-
-type sbStatusWriter struct {
-	http.ResponseWriter
-	s     *StorageServer
-	wrote bool
-}
-
-func (w *sbStatusWriter) count(code int) {
-	w.wrote = true
-	w.s.statusMu.Lock()
-	w.s.status[code]++
-	w.s.statusMu.Unlock()
-}
-
-func (w *sbStatusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.count(code)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *sbStatusWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // ---- errors ----

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func (r *run) bill(ctx context.Context, tx pgx.Tx, service string, u usage) erro
 		if before < limit && total >= limit {
 			msg := fmt.Sprintf("%s spending today is $%.4f of the $%.2f daily budget", service, total, budget)
 			if th.share >= 1 {
-				msg += "; calls pause until the next UTC day (raise DOCPIPE_BUDGET_" + upper(service) + "_USD to resume sooner)"
+				msg += "; calls pause until the next UTC day (raise DOCPIPE_BUDGET_" + strings.ToUpper(service) + "_USD to resume sooner)"
 				r.log.Error("daily budget reached", "service", service, "spent_usd", total, "budget_usd", budget)
 			} else {
 				r.log.Warn("daily budget 80% used", "service", service, "spent_usd", total, "budget_usd", budget)
@@ -124,16 +125,6 @@ func (r *run) bill(ctx context.Context, tx pgx.Tx, service string, u usage) erro
 		}
 	}
 	return nil
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
 }
 
 // overBudget returns a snooze when service's spending today has reached its
