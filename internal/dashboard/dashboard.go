@@ -7,6 +7,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"time"
 )
 
 //go:embed static
@@ -33,3 +34,15 @@ func Handler() http.Handler {
 	mux.Handle("GET /ui/", assets)
 	return mux
 }
+
+// PollPaths are the API requests the open page repeats every PollInterval (app.js
+// keeps the same list); `docpipe bench --observe` replays them to measure the cost of
+// an open dashboard.
+var PollPaths = []string{
+	"/v1/documents?limit=200",
+	"/v1/alerts",
+	"/v1/jobs?state=deadletter&limit=50",
+}
+
+// PollInterval is how often the open page refreshes.
+const PollInterval = 2 * time.Second
