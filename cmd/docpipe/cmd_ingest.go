@@ -34,6 +34,7 @@ func ingestCmd() *cobra.Command {
 		noWork   bool
 		asJSON   bool
 		timeout  time.Duration
+		corrFlag string
 	)
 	c := &cobra.Command{
 		Use:   "ingest PATH...",
@@ -54,11 +55,21 @@ Exit status 1 if any file failed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			var corrID uuid.UUID
+			if corrFlag != "" {
+				var err error
+				if corrID, err = uuid.Parse(corrFlag); err != nil || corrID == uuid.Nil {
+					return fmt.Errorf("--correlation-id: %q is not a UUID", corrFlag)
+				}
+			}
 			c, err := apiClient(cmd)
 			if err != nil {
 				return err
 			}
 			if c != nil {
+				if corrID != uuid.Nil {
+					c.CorrelationID = corrID.String()
+				}
 				if userFlag != "" {
 					return fmt.Errorf("--user is for direct mode: through the API the credential's user owns the uploads")
 				}
@@ -112,7 +123,7 @@ Exit status 1 if any file failed.`,
 					results[i].Error = err.Error()
 					continue
 				}
-				sub, err := a.pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: filepath.Base(f), Data: data})
+				sub, err := a.pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: filepath.Base(f), Data: data, CorrelationID: corrID})
 				if err != nil {
 					results[i].Error = err.Error()
 					continue
@@ -148,6 +159,7 @@ Exit status 1 if any file failed.`,
 	c.Flags().BoolVar(&noWork, "no-work", false, "do not run a worker in this process")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up waiting after this long")
+	c.Flags().StringVar(&corrFlag, "correlation-id", "", "correlation id (UUID) for the runs this starts: every log line and event of them carries it (API mode: sent as X-Correlation-Id); default: one per run")
 	return c
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/redact"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -66,14 +67,19 @@ func loadConfig() (config.Config, error) {
 	return cfg, nil
 }
 
+// newLogger writes to stderr in the configured format and level. Every line goes
+// through the redactor: the configured secrets (and the password in DATABASE_URL)
+// and secret-shaped text (webhook tokens, URL signatures and credentials, API keys,
+// Bearer tokens, JWTs) never reach the log.
 func newLogger(cfg config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(redact.New(cfg.SecretValues()...).Handler(h))
 }
 
 // app is the wired-up set of parts a command uses.
@@ -173,7 +179,7 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OpenAI embeddings (OPENAI_BASE_URL, DOCPIPE_EMBED_MODEL, DOCPIPE_EMBED_DIMS): %w", err)
 	}
-	log.Info("embedding with an OpenAI-compatible API", "base_url", cfg.OpenAIBaseURL, "model", cfg.EmbedModel, "dims", e.Dims(),
+	log.Info("embedding with an OpenAI-compatible API", "base_url", redact.URL(cfg.OpenAIBaseURL), "model", cfg.EmbedModel, "dims", e.Dims(),
 		"rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
 	return e, nil
 }

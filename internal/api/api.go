@@ -31,6 +31,7 @@ import (
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/redact"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -244,7 +245,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", reqID)
 	sw := &statusWriter{ResponseWriter: w}
+	note := &requestNote{}
+	if id, err := uuid.Parse(r.Header.Get(CorrelationHeader)); err == nil && id != uuid.Nil {
+		note.setCorrelation(id) // the client's; a handler that knows the run's replaces it
+	}
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
+	ctx = context.WithValue(ctx, requestNoteKey{}, note)
 	ctx = context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)
 	ctx = context.WithValue(ctx, baseURLKey{}, s.baseURL(r))
 	r = r.WithContext(ctx)
@@ -253,7 +259,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if rec == http.ErrAbortHandler {
 				panic(rec)
 			}
-			s.log.Error("panic in handler", "panic", rec, "path", r.URL.Path, "request_id", reqID, "stack", string(debug.Stack()))
+			s.log.Error("panic in handler", "panic", rec, "path", redact.Path(r.URL.Path), "request_id", reqID, "stack", string(debug.Stack()))
 			if sw.status == 0 {
 				problem(http.StatusInternalServerError, CodeInternal, "internal error (request %s)", reqID).write(sw, r)
 			}
@@ -265,8 +271,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if sw.status >= 500 {
 			lvl = slog.LevelError
 		}
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes,
+		// The path only (a signed URL's query holds its signature), webhook token masked.
+		attrs := []any{"method", r.Method, "path", redact.Path(r.URL.Path), "status", sw.status, "bytes", sw.bytes,
 			"duration", time.Since(start).Round(time.Microsecond), "request_id", reqID}
+		if id := note.correlation(); id != uuid.Nil {
+			attrs = append(attrs, "correlation_id", id)
+		}
 		if p, ok := principalFrom(r.Context()); ok {
 			attrs = append(attrs, "principal", p.ID)
 		} else if p := sw.principal; p != "" {
@@ -300,9 +310,70 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type (
-	requestIDKey struct{}
-	baseURLKey   struct{}
+	requestIDKey   struct{}
+	baseURLKey     struct{}
+	requestNoteKey struct{}
 )
+
+// CorrelationHeader carries a run's correlation id: a client may choose it on the
+// request that starts a run (uploads), and the upload responses echo the run's.
+const CorrelationHeader = "X-Correlation-Id"
+
+// requestNote collects what handlers learn for the request's log line.
+type requestNote struct {
+	mu     sync.Mutex
+	corrID uuid.UUID
+}
+
+func (n *requestNote) setCorrelation(id uuid.UUID) {
+	n.mu.Lock()
+	n.corrID = id
+	n.mu.Unlock()
+}
+
+func (n *requestNote) correlation() uuid.UUID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.corrID
+}
+
+// noteCorrelation puts the correlation id of the run a request is about on the
+// request's log line.
+func noteCorrelation(ctx context.Context, id uuid.UUID) {
+	if n, ok := ctx.Value(requestNoteKey{}).(*requestNote); ok && id != uuid.Nil {
+		n.setCorrelation(id)
+	}
+}
+
+func correlationFrom(ctx context.Context) uuid.UUID {
+	if n, ok := ctx.Value(requestNoteKey{}).(*requestNote); ok {
+		return n.correlation()
+	}
+	return uuid.Nil
+}
+
+// clientCorrelation reads the optional X-Correlation-Id header of a request that
+// starts a run: absent = uuid.Nil (the pipeline makes one); anything but a non-nil
+// UUID is 422 INVALID_CORRELATION_ID.
+func clientCorrelation(raw string) (uuid.UUID, *Problem) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return uuid.Nil, nil
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || id == uuid.Nil || len(raw) > 45 {
+		return uuid.Nil, problem(http.StatusUnprocessableEntity, CodeCorrelationIDBad,
+			"the %s header must be a UUID (e.g. %s), not %q", CorrelationHeader, uuid.NewString(), truncate(raw, 64))
+	}
+	return id, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 // baseFrom is the API's external base URL for the request in ctx.
 func baseFrom(ctx context.Context) string {
@@ -399,7 +470,11 @@ func scopeOf(ctx context.Context) (pipeline.Scope, auth.Principal) {
 // internal logs err and returns a 500 problem that does not reveal it.
 func (s *Server) internal(ctx context.Context, what string, err error) *Problem {
 	reqID, _ := ctx.Value(requestIDKey{}).(string)
-	s.log.Error(what, "error", err, "request_id", reqID)
+	attrs := []any{"error", err, "request_id", reqID}
+	if id := correlationFrom(ctx); id != uuid.Nil {
+		attrs = append(attrs, "correlation_id", id)
+	}
+	s.log.Error(what, attrs...)
 	return problem(http.StatusInternalServerError, CodeInternal, "%s failed (request %s)", what, reqID)
 }
 

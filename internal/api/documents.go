@@ -193,5 +193,8 @@ func (s *Server) document(ctx context.Context, rawID string) (pipeline.DocumentI
 	} else if err != nil {
 		return d, s.internal(ctx, "read document", err)
 	}
+	if d.Job != nil {
+		noteCorrelation(ctx, d.Job.CorrelationID)
+	}
 	return d, nil
 }

@@ -140,7 +140,8 @@ func (s *Server) registerWebhooks() {
 		if err != nil {
 			return nil, problem(http.StatusUnauthorized, CodeWebhookTokenBad, "webhook token does not match")
 		}
-		dup, err := s.d.Pipe.LlamaParseWebhook(ctx, id, in.Token, remoteAddr(ctx), in.RawBody)
+		res, err := s.d.Pipe.LlamaParseWebhook(ctx, id, in.Token, remoteAddr(ctx), in.RawBody)
+		noteCorrelation(ctx, res.CorrelationID)
 		if err != nil {
 			var fe *fault.Error
 			switch {
@@ -154,7 +155,7 @@ func (s *Server) registerWebhooks() {
 			return nil, s.internal(ctx, "llamaparse webhook", err)
 		}
 		out := &webhookOutput{}
-		out.Body.Received, out.Body.Duplicate = true, dup
+		out.Body.Received, out.Body.Duplicate = true, res.Duplicate
 		return out, nil
 	})
 }

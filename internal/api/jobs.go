@@ -56,6 +56,7 @@ func (s *Server) registerJobs() {
 		} else if err != nil {
 			return nil, s.internal(ctx, "read job", err)
 		}
+		noteCorrelation(ctx, ji.CorrelationID)
 		return &jobOutput{Body: jobView(ji)}, nil
 	})
 
@@ -118,6 +119,7 @@ func (s *Server) registerJobs() {
 		if err != nil {
 			return nil, s.internal(ctx, "read job", err)
 		}
+		noteCorrelation(ctx, ji.CorrelationID)
 		return &jobOutput{Body: jobView(ji)}, nil
 	})
 
@@ -147,6 +149,7 @@ func (s *Server) registerJobs() {
 			}
 			return nil, s.internal(ctx, "cancel job", err)
 		}
+		noteCorrelation(ctx, ji.CorrelationID)
 		return &jobOutput{Body: jobView(ji)}, nil
 	})
 }

@@ -119,6 +119,16 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s is documented but not registered on the mux", k)
 		}
 	}
+	// The requests that start a run take X-Correlation-Id.
+	for _, op := range []struct{ path, method string }{{"/v1/documents", "post"}, {"/v1/uploads/{document_id}/complete", "post"}} {
+		params := doc.Paths[op.path][op.method].Parameters
+		if !slices.ContainsFunc(params, func(p struct{ Name, In string }) bool { return p.Name == api.CorrelationHeader && p.In == "header" }) {
+			t.Errorf("%s %s: no %s header parameter", strings.ToUpper(op.method), op.path, api.CorrelationHeader)
+		}
+	}
+	if !strings.Contains(string(doc.Components.Schemas["UploadResult"]), `"correlation_id"`) {
+		t.Error("UploadResult has no correlation_id")
+	}
 	sort.Strings(routes)
 	t.Logf("%d routes: %s", len(routes), strings.Join(routes, ", "))
 	for _, want := range []string{"POST /v1/documents", "GET /v1/documents", "GET /v1/documents/{id}", "GET /v1/documents/{id}/chunks",

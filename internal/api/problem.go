@@ -50,6 +50,7 @@ const (
 	CodeInternal         = "INTERNAL"                // 500
 	CodeUnavailable      = "UNAVAILABLE"             // 503: a dependency is down
 	CodeWebhookTokenBad  = "WEBHOOK_TOKEN_INVALID"   // 401 on the LlamaParse webhook
+	CodeCorrelationIDBad = "INVALID_CORRELATION_ID"  // 422: X-Correlation-Id is not a UUID
 )
 
 // defaultCodes name the problems huma itself raises (validation, body limits).

@@ -30,13 +30,16 @@ import (
 type UploadResult struct {
 	DocumentID uuid.UUID `json:"document_id"`
 	JobID      uuid.UUID `json:"job_id"`
-	Status     string    `json:"status" doc:"Status of the run."`
-	Duplicate  bool      `json:"duplicate" doc:"The same user already uploaded these bytes: this is the existing document and run, nothing new was started."`
-	Filename   string    `json:"filename,omitempty"`
-	MIME       string    `json:"mime,omitempty" doc:"Type sniffed from the content."`
-	Bytes      int64     `json:"bytes"`
-	SHA256     string    `json:"sha256" doc:"sha256 of the bytes, computed by the server."`
-	Location   string    `json:"location" doc:"URL of the document."`
+	// CorrelationID is the run's: the X-Correlation-Id the upload sent, or one the
+	// server made; for a duplicate, the existing run's.
+	CorrelationID uuid.UUID `json:"correlation_id" doc:"The run's correlation id, carried by every log line and event of the run: the X-Correlation-Id header of the request that started it, or one the server made. A duplicate upload gets the existing run's."`
+	Status        string    `json:"status" doc:"Status of the run."`
+	Duplicate     bool      `json:"duplicate" doc:"The same user already uploaded these bytes: this is the existing document and run, nothing new was started."`
+	Filename      string    `json:"filename,omitempty"`
+	MIME          string    `json:"mime,omitempty" doc:"Type sniffed from the content."`
+	Bytes         int64     `json:"bytes"`
+	SHA256        string    `json:"sha256" doc:"sha256 of the bytes, computed by the server."`
+	Location      string    `json:"location" doc:"URL of the document."`
 }
 
 const uploadPath = "/v1/documents"
@@ -56,8 +59,11 @@ func (s *Server) registerUpload() {
 			"when it does not match the bytes the upload is rejected with CHECKSUM_MISMATCH and nothing is stored). " +
 			"The type is sniffed from the content (PDF, DOCX, HTML, Markdown, plain text). New bytes start a pipeline run (202); " +
 			"the same user uploading the same bytes again gets the existing document and run (200, duplicate: true). " +
-			"Admin keys upload for a user with ?user_id=. Honours Idempotency-Key.",
+			"Admin keys upload for a user with ?user_id=. Honours Idempotency-Key. " +
+			"X-Correlation-Id (a UUID) sets the run's correlation id (every log line and event of the run carries it); " +
+			"a duplicate keeps the existing run's, which the response returns.",
 		Parameters: []*huma.Param{
+			correlationParam(),
 			{Name: "user_id", In: "query", Description: "Admin keys only: the user to upload for (default: the key's user).",
 				Schema: &huma.Schema{Type: "string", Format: "uuid"}},
 			{Name: "Idempotency-Key", In: "header", Description: "Replays the first response for retries with the same key.",
@@ -79,6 +85,10 @@ func (s *Server) registerUpload() {
 				Headers: map[string]*huma.Param{"Location": {Schema: &huma.Schema{Type: "string"}, Description: "URL of the document."}}},
 		},
 	}
+	op.Responses["200"].Headers = map[string]*huma.Param{}
+	for _, code := range []string{"200", "202"} {
+		op.Responses[code].Headers[CorrelationHeader] = correlationResponseHeader()
+	}
 	for _, code := range []int{400, 401, 403, 409, 413, 415, 422, 429, 500} {
 		op.Responses[fmt.Sprint(code)] = &huma.Response{Description: http.StatusText(code),
 			Content: map[string]*huma.MediaType{"application/problem+json": {Schema: errSchema}}}
@@ -87,6 +97,19 @@ func (s *Server) registerUpload() {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// correlationParam documents the optional X-Correlation-Id request header.
+func correlationParam() *huma.Param {
+	return &huma.Param{Name: CorrelationHeader, In: "header",
+		Description: "Optional correlation id (a UUID) for the run this request starts; every log line and event of the run carries it. " +
+			"Not a UUID: 422 INVALID_CORRELATION_ID. Default: the server makes one.",
+		Schema: &huma.Schema{Type: "string", Format: "uuid"}}
+}
+
+func correlationResponseHeader() *huma.Param {
+	return &huma.Param{Description: "The run's correlation id (a duplicate's is the existing run's).",
+		Schema: &huma.Schema{Type: "string", Format: "uuid"}}
+}
 
 // upload handles POST /v1/documents.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +121,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", res.Location)
+	w.Header().Set(CorrelationHeader, res.CorrelationID.String())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(res)
 }
@@ -106,6 +130,10 @@ func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
 	ctx := r.Context()
 	_, pr := scopeOf(ctx)
 	userID, perr := uploadUser(pr, r.URL.Query().Get("user_id"))
+	if perr != nil {
+		return UploadResult{}, 0, perr
+	}
+	corrID, perr := clientCorrelation(r.Header.Get(CorrelationHeader))
 	if perr != nil {
 		return UploadResult{}, 0, perr
 	}
@@ -156,7 +184,7 @@ func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
 	if perr != nil {
 		return UploadResult{}, 0, perr
 	}
-	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: form.filename, Data: form.data})
+	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: form.filename, Data: form.data, CorrelationID: corrID})
 	if err != nil || sub.Duplicate {
 		release() // nothing new was started
 	}
@@ -172,7 +200,9 @@ func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
 
 func (s *Server) uploaded(r *http.Request, res UploadResult, sub pipeline.Submitted) UploadResult {
 	res.DocumentID, res.JobID, res.Status, res.Duplicate = sub.DocumentID, sub.JobID, sub.Status, sub.Duplicate
+	res.CorrelationID = sub.CorrelationID
 	res.Location = baseFrom(r.Context()) + uploadPath + "/" + sub.DocumentID.String()
+	noteCorrelation(r.Context(), sub.CorrelationID)
 	return res
 }
 

@@ -53,6 +53,8 @@ type UploadTicket struct {
 	Duplicate   bool       `json:"duplicate" doc:"The user already has these bytes: no upload needed; job_id and status are the existing run's."`
 	JobID       *uuid.UUID `json:"job_id,omitempty" doc:"The run's id: the existing run for a duplicate, else the id the run will have once complete is called."`
 	Status      string     `json:"status,omitempty"`
+	// CorrelationID is set for a duplicate only: the run's id is chosen at complete.
+	CorrelationID *uuid.UUID `json:"correlation_id,omitempty" doc:"Duplicate only: the existing run's correlation id. (A new run's is set by X-Correlation-Id on the complete request.)"`
 }
 
 type uploadTicketOutput struct {
@@ -61,13 +63,15 @@ type uploadTicketOutput struct {
 }
 
 type completeInput struct {
-	DocumentID string `path:"document_id" doc:"document_id from POST /v1/uploads."`
+	DocumentID    string `path:"document_id" doc:"document_id from POST /v1/uploads."`
+	CorrelationID string `header:"X-Correlation-Id" doc:"Optional correlation id (a UUID) for the run this request starts; every log line and event of the run carries it. Not a UUID: 422 INVALID_CORRELATION_ID. Default: the server makes one. A duplicate keeps the existing run's."`
 }
 
 type uploadResultOutput struct {
-	Status   int    `json:"-"`
-	Location string `header:"Location"`
-	Body     UploadResult
+	Status        int    `json:"-"`
+	Location      string `header:"Location"`
+	CorrelationID string `header:"X-Correlation-Id" doc:"The run's correlation id (a duplicate's is the existing run's)."`
+	Body          UploadResult
 }
 
 func (s *Server) registerUploads() {
@@ -113,7 +117,9 @@ func (s *Server) registerUploads() {
 		if dup, found, err := s.d.Pipe.Lookup(ctx, userID, sha); err != nil {
 			return nil, s.internal(ctx, "look up document", err)
 		} else if found {
-			return &uploadTicketOutput{Status: http.StatusOK, Body: UploadTicket{DocumentID: dup.DocumentID, Duplicate: true, JobID: &dup.JobID, Status: dup.Status}}, nil
+			noteCorrelation(ctx, dup.CorrelationID)
+			return &uploadTicketOutput{Status: http.StatusOK, Body: UploadTicket{DocumentID: dup.DocumentID, Duplicate: true, JobID: &dup.JobID,
+				Status: dup.Status, CorrelationID: &dup.CorrelationID}}, nil
 		}
 		signer, ok := s.d.Store.(storage.Signer)
 		if !ok {
@@ -150,7 +156,8 @@ func (s *Server) registerUploads() {
 		OperationID: "complete-upload", Method: http.MethodPost, Path: "/v1/uploads/{document_id}/complete", Tags: []string{"uploads"},
 		Summary: "Finish a signed-URL upload",
 		Description: "Checks the stored bytes against the declared size (SIZE_MISMATCH) and sha256 (CHECKSUM_MISMATCH) and sniffs their type; " +
-			"only then the document is created and its run starts (202). A rejected upload's bytes are deleted. Honours Idempotency-Key.",
+			"only then the document is created and its run starts (202). A rejected upload's bytes are deleted. Honours Idempotency-Key. " +
+			"X-Correlation-Id (a UUID) on this request sets the run's correlation id.",
 		DefaultStatus: http.StatusAccepted,
 		Responses: map[string]*huma.Response{"200": {Description: "Duplicate (or already completed): the existing document and run.",
 			Content: map[string]*huma.MediaType{"application/json": {Schema: resultSchema}}}},
@@ -161,12 +168,17 @@ func (s *Server) registerUploads() {
 		if perr != nil {
 			return nil, perr
 		}
-		res, status, perr := s.completeUpload(ctx, scope, docID)
+		corrID, perr := clientCorrelation(in.CorrelationID)
 		if perr != nil {
 			return nil, perr
 		}
+		res, status, perr := s.completeUpload(ctx, scope, docID, corrID)
+		if perr != nil {
+			return nil, perr
+		}
+		noteCorrelation(ctx, res.CorrelationID)
 		res.Location = baseFrom(ctx) + uploadPath + "/" + res.DocumentID.String()
-		return &uploadResultOutput{Status: status, Location: res.Location, Body: res}, nil
+		return &uploadResultOutput{Status: status, Location: res.Location, CorrelationID: res.CorrelationID.String(), Body: res}, nil
 	})
 }
 
@@ -185,7 +197,7 @@ type pendingUpload struct {
 	jobID    uuid.UUID
 }
 
-func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID uuid.UUID) (UploadResult, int, *Problem) {
+func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID, corrID uuid.UUID) (UploadResult, int, *Problem) {
 	var u pendingUpload
 	all := scope.All()
 	userArg := scopeUser(ctx)
@@ -194,8 +206,8 @@ func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Already completed (a retry), or never started, or another tenant's.
 		if d, derr := pipeline.ScopedDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
-			return UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, Status: d.Job.Status, Duplicate: true, Filename: d.Filename,
-				MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256}, http.StatusOK, nil
+			return UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, CorrelationID: d.Job.CorrelationID, Status: d.Job.Status,
+				Duplicate: true, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256}, http.StatusOK, nil
 		}
 		return UploadResult{}, 0, notFound("upload")
 	} else if err != nil {
@@ -206,7 +218,7 @@ func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID
 		return UploadResult{}, 0, s.internal(ctx, "look up document", err)
 	} else if found {
 		s.dropUpload(ctx, docID, u.key)
-		res.DocumentID, res.JobID, res.Status, res.Duplicate = dup.DocumentID, dup.JobID, dup.Status, true
+		res.DocumentID, res.JobID, res.CorrelationID, res.Status, res.Duplicate = dup.DocumentID, dup.JobID, dup.CorrelationID, dup.Status, true
 		return res, http.StatusOK, nil
 	}
 
@@ -241,7 +253,7 @@ func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID
 	if perr != nil {
 		return UploadResult{}, 0, perr // the bytes stay; complete can be called again later
 	}
-	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: u.userID, Filename: u.filename, Data: data, JobID: u.jobID})
+	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: u.userID, Filename: u.filename, Data: data, JobID: u.jobID, CorrelationID: corrID})
 	if err != nil || sub.Duplicate {
 		release()
 	}
@@ -249,7 +261,7 @@ func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID
 		return UploadResult{}, 0, s.internal(ctx, "store upload", err)
 	}
 	s.dropUpload(ctx, docID, u.key)
-	res.DocumentID, res.JobID, res.Status, res.Duplicate = sub.DocumentID, sub.JobID, sub.Status, sub.Duplicate
+	res.DocumentID, res.JobID, res.CorrelationID, res.Status, res.Duplicate = sub.DocumentID, sub.JobID, sub.CorrelationID, sub.Status, sub.Duplicate
 	if sub.Duplicate {
 		return res, http.StatusOK, nil
 	}

@@ -32,6 +32,11 @@ type Client struct {
 	BaseURL string
 	// Token is sent as "Authorization: Bearer <Token>" (none when empty).
 	Token string
+	// CorrelationID, when set (a UUID), is sent as X-Correlation-Id with every
+	// request: the runs that uploads start get it as their correlation id (every log
+	// line and event of the run carries it), and the server's request log lines
+	// carry it.
+	CorrelationID string
 	// HTTP does the requests; it has no overall timeout (uploads can be long),
 	// Timeout bounds every other call.
 	HTTP *http.Client
@@ -168,6 +173,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		}
 		if r.contentType != "" {
 			req.Header.Set("Content-Type", r.contentType)
+		}
+		if c.CorrelationID != "" {
+			req.Header.Set(api.CorrelationHeader, c.CorrelationID)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {

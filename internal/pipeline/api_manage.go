@@ -83,7 +83,7 @@ func (p *Pipeline) Cancel(ctx context.Context, s Scope, jobID uuid.UUID, reason 
 	}
 	if err := p.cancelRiverJobs(ctx, jobID); err != nil {
 		// Harmless: a leftover stage job finds the run dead-lettered and does nothing.
-		p.log.Warn("cancel: could not cancel queued stage jobs", "job_id", jobID, "error", err)
+		p.log.Warn("cancel: could not cancel queued stage jobs", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "error", err)
 	}
 	p.log.Info("run cancelled", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "from", from, "to", failStatus)
 	return ScopedJob(ctx, p.pool, s, jobID)
@@ -126,17 +126,28 @@ func (p *Pipeline) DeleteDocument(ctx context.Context, s Scope, docID uuid.UUID)
 	} else if err != nil {
 		return err
 	}
-	rows, err := p.pool.Query(ctx, `SELECT job_id FROM upload_pipeline.upload_jobs WHERE document_id = $1`, docID)
+	rows, err := p.pool.Query(ctx, `SELECT job_id, correlation_id FROM upload_pipeline.upload_jobs WHERE document_id = $1
+		ORDER BY created_at DESC`, docID)
 	if err != nil {
 		return err
 	}
-	jobs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	type runIDs struct{ job, corr uuid.UUID }
+	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (runIDs, error) {
+		var x runIDs
+		return x, r.Scan(&x.job, &x.corr)
+	})
 	if err != nil {
 		return err
 	}
-	for _, j := range jobs {
-		if err := p.cancelRiverJobs(ctx, j); err != nil {
-			p.log.Warn("delete: could not cancel stage jobs", "job_id", j, "error", err)
+	jobs := make([]uuid.UUID, len(runs))
+	var corrID uuid.UUID // the latest run's, for the log lines
+	for i, r := range runs {
+		jobs[i] = r.job
+		if i == 0 {
+			corrID = r.corr
+		}
+		if err := p.cancelRiverJobs(ctx, r.job); err != nil {
+			p.log.Warn("delete: could not cancel stage jobs", "job_id", r.job, "document_id", docID, "correlation_id", r.corr, "error", err)
 		}
 	}
 
@@ -174,7 +185,7 @@ func (p *Pipeline) DeleteDocument(ctx context.Context, s Scope, docID uuid.UUID)
 			errs = append(errs, fmt.Errorf("delete object %s: %w", k, err))
 		}
 	}
-	p.log.Info("document deleted", "document_id", docID, "user_id", userID, "runs", len(jobs))
+	p.log.Info("document deleted", "document_id", docID, "correlation_id", corrID, "user_id", userID, "runs", len(jobs))
 	return errors.Join(errs...)
 }
 

@@ -28,14 +28,19 @@ type Submission struct {
 	// JobID is the run's id when the caller promised one in advance (the signed-URL
 	// upload flow returns it before the bytes arrive); zero = a new UUIDv7.
 	JobID uuid.UUID
+	// CorrelationID is the run's correlation id, carried by every log line and event
+	// of the run, when the client chose one (the API's X-Correlation-Id header); zero =
+	// a new random one. A duplicate upload keeps the existing run's correlation id.
+	CorrelationID uuid.UUID
 }
 
 // Submitted says what happened to a submission.
 type Submitted struct {
-	DocumentID uuid.UUID
-	JobID      uuid.UUID
-	Duplicate  bool // the same user already uploaded the same bytes: nothing new was created
-	Status     string
+	DocumentID    uuid.UUID
+	JobID         uuid.UUID
+	CorrelationID uuid.UUID // the run's (for a duplicate: the existing run's, not the submission's)
+	Duplicate     bool      // the same user already uploaded the same bytes: nothing new was created
+	Status        string
 }
 
 // Submit stores the bytes, then creates the document and its run and queues parsing,
@@ -74,7 +79,10 @@ func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) 
 	if jobID == uuid.Nil {
 		jobID = uuid.Must(uuid.NewV7())
 	}
-	corrID := uuid.New()
+	corrID := s.CorrelationID
+	if corrID == uuid.Nil {
+		corrID = uuid.New()
+	}
 
 	var out Submitted
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -104,7 +112,7 @@ func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) 
 		if err := p.enqueue(ctx, tx, stageParse, jobID); err != nil {
 			return err
 		}
-		out = Submitted{DocumentID: docID, JobID: jobID, Status: StatusParseQueued}
+		out = Submitted{DocumentID: docID, JobID: jobID, CorrelationID: corrID, Status: StatusParseQueued}
 		return nil
 	})
 	if errors.Is(err, errDuplicate) {
@@ -121,8 +129,8 @@ var errDuplicate = errors.New("duplicate upload")
 
 func (p *Pipeline) existing(ctx context.Context, docID uuid.UUID) (Submitted, error) {
 	out := Submitted{DocumentID: docID, Duplicate: true}
-	err := p.pool.QueryRow(ctx, `SELECT job_id, status FROM upload_pipeline.upload_jobs
-		WHERE document_id = $1 ORDER BY created_at DESC LIMIT 1`, docID).Scan(&out.JobID, &out.Status)
+	err := p.pool.QueryRow(ctx, `SELECT job_id, correlation_id, status FROM upload_pipeline.upload_jobs
+		WHERE document_id = $1 ORDER BY created_at DESC LIMIT 1`, docID).Scan(&out.JobID, &out.CorrelationID, &out.Status)
 	return out, err
 }
 

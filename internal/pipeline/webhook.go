@@ -36,20 +36,20 @@ func (p *Pipeline) webhookURL(jobID uuid.UUID) string {
 // (it re-reads status and markdown from the API), a repeated delivery is
 // acknowledged and ignored. Errors: ErrWebhookToken (401), ErrNotFound (404), a
 // permanent fault for an unreadable body (400).
-func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token, remoteAddr string, body []byte) (duplicate bool, err error) {
+func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token, remoteAddr string, body []byte) (res WebhookResult, err error) {
 	if len(p.opts.WebhookSecret) == 0 || !llamaparse.VerifyWebhookToken(p.opts.WebhookSecret, jobID.String(), token) {
-		return false, ErrWebhookToken
+		return res, ErrWebhookToken
 	}
 	hook, err := llamaparse.ParseWebhook(body)
 	if err != nil {
-		return false, err
+		return res, err
 	}
 	sum := sha256.Sum256(body)
-	var docID, corrID uuid.UUID
 	var status, remoteID string
+	duplicate := false
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT document_id, correlation_id, status, coalesce(parse_job_id, '')
-			FROM upload_pipeline.upload_jobs WHERE job_id = $1`, jobID).Scan(&docID, &corrID, &status, &remoteID); err != nil {
+			FROM upload_pipeline.upload_jobs WHERE job_id = $1`, jobID).Scan(&res.DocumentID, &res.CorrelationID, &status, &remoteID); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("job %s: %w", jobID, ErrNotFound)
 			}
@@ -64,15 +64,23 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		if duplicate = tag.RowsAffected() == 0; duplicate {
 			return nil
 		}
-		return insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "webhook", stage: "parse",
+		return insertEvent(ctx, tx, eventRow{jobID: jobID, docID: res.DocumentID, corrID: res.CorrelationID, typ: "webhook", stage: "parse",
 			severity: "info", code: "LLAMAPARSE_WEBHOOK", workerID: p.workerID,
 			payload: map[string]any{"remote_job_id": hook.JobID, "hint_status": hook.Status, "style": hook.Style}})
 	})
-	if err != nil || duplicate {
-		return duplicate, err
+	res.Duplicate = duplicate
+	if err != nil {
+		return res, err
+	}
+	log := p.log.With("job_id", jobID, "document_id", res.DocumentID, "correlation_id", res.CorrelationID,
+		"stage", "parse", "remote_job_id", remoteID, "hint_status", hook.Status)
+	if duplicate {
+		log.Info("llamaparse webhook repeated; ignored")
+		return res, nil
 	}
 	if status != StatusParseQueued {
-		return false, nil // the run has moved on (polling got there first)
+		log.Info("llamaparse webhook after the parse stage moved on; nothing to wake", "status", status)
+		return res, nil // the run has moved on (polling got there first)
 	}
 	// Run the waiting parse attempt now instead of at its next poll time. An attempt
 	// that is running may have read the remote status before the job finished and is
@@ -83,28 +91,35 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		err = p.pool.QueryRow(ctx, `SELECT id, state FROM river_job WHERE kind = $1 AND args->>'upload_job_id' = $2
 			ORDER BY id DESC LIMIT 1`, ParseArgs{}.Kind(), jobID.String()).Scan(&riverID, &state)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return false, nil
+			return res, nil
 		}
 		if err != nil {
-			return false, err
+			return res, err
 		}
 		switch state {
 		case "scheduled", "retryable":
 			if _, err := p.river.JobRetry(ctx, riverID); err != nil {
-				return false, fmt.Errorf("wake parse job: %w", err)
+				return res, fmt.Errorf("wake parse job: %w", err)
 			}
 		case "running":
 			select {
 			case <-ctx.Done():
-				return false, ctx.Err()
+				return res, ctx.Err()
 			case <-time.After(wait):
 			}
 			continue
 		}
 		break // available: about to run and will see the finished job; otherwise nothing waits
 	}
-	p.log.Info("llamaparse webhook woke the parse stage", "job_id", jobID, "remote_job_id", remoteID, "hint_status", hook.Status)
-	return false, nil
+	log.Info("llamaparse webhook woke the parse stage")
+	return res, nil
+}
+
+// WebhookResult is what a LlamaParse webhook delivery did.
+type WebhookResult struct {
+	Duplicate     bool // this delivery was seen before and ignored
+	DocumentID    uuid.UUID
+	CorrelationID uuid.UUID // the run's, for the request log
 }
 
 func (p *Pipeline) pollInterval(poll int) time.Duration {

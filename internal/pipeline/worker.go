@@ -166,7 +166,9 @@ func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jo
 		return fmt.Errorf("lock run %s: %w", jobID, err)
 	}
 	if !locked {
-		p.log.Info("run is locked by another worker; snoozing", "job_id", jobID, "stage", s.name)
+		var docID, corrID uuid.UUID // for the log line only; rare, so one more small query
+		_ = conn.QueryRow(ctx, `SELECT document_id, correlation_id FROM upload_pipeline.upload_jobs WHERE job_id = $1`, jobID).Scan(&docID, &corrID)
+		p.log.Info("run is locked by another worker; snoozing", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "stage", s.name)
 		return river.JobSnooze(2 * time.Second)
 	}
 	defer func() {
