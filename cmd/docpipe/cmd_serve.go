@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"riverqueue.com/riverui"
 
 	"github.com/docpipe/docpipe/internal/alerts"
 	"github.com/docpipe/docpipe/internal/api"
@@ -90,7 +91,7 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 
 	apiHandler, err := api.New(api.Deps{
 		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log, DatabaseURL: a.cfg.DatabaseURL,
-		Alerts: eng,
+		Alerts: eng, Budgets: a.opts.Budgets,
 	}, opts)
 	if err != nil {
 		return err
@@ -101,6 +102,19 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	top.Handle("GET /{$}", dash)
 	top.Handle("GET /ui/", dash)
 	top.Handle("/", apiHandler)
+	// River UI for job-level inspection, admin only (Bearer header or the cookie the
+	// dashboard's sign-in sets through POST /v1/session).
+	rui, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(a.pipe.River(), nil), Logger: a.log.With("component", "riverui"), Prefix: "/riverui",
+	})
+	if err != nil {
+		return fmt.Errorf("river UI: %w", err)
+	}
+	if err := rui.Start(ctx); err != nil {
+		return fmt.Errorf("river UI: %w", err)
+	}
+	top.Handle("/riverui/", apiHandler.RequireAdmin(rui))
+	top.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
 	handler := http.Handler(top)
 	l := o.listener
 	if l == nil {

@@ -49,6 +49,9 @@ type Deps struct {
 	DatabaseURL string
 	// Alerts, when set, serves GET /v1/alerts.
 	Alerts AlertSource
+	// Budgets are the daily spending limits shown against today's cost in
+	// GET /v1/overview (the pipeline's DOCPIPE_BUDGET_*_USD).
+	Budgets pipeline.Budgets
 }
 
 // Options tune the API. Zero values take the defaults; a negative limit disables it.
@@ -142,6 +145,7 @@ var publicPatterns = map[string]bool{
 	"GET /healthz":                         true,
 	"GET /readyz":                          true,
 	"GET /v1/openapi.json":                 true,
+	"DELETE /v1/session":                   true, // only clears the River UI cookie
 	"GET /v1/openapi.yaml":                 true,
 	"GET /v1/openapi-3.0.json":             true,
 	"GET /v1/openapi-3.0.yaml":             true,
@@ -202,6 +206,8 @@ func New(d Deps, o Options) (*Server, error) {
 	s.registerWebhooks()
 	s.registerUploads()
 	s.registerAlerts()
+	s.registerOverview()
+	s.registerSession()
 	return s, nil
 }
 

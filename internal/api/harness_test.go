@@ -78,6 +78,8 @@ type harnessOpts struct {
 	signerNow func() time.Time
 	// webhookSecret keys the pipeline's LlamaParse webhook tokens.
 	webhookSecret []byte
+	// budgets are shown against today's cost in the overview.
+	budgets pipeline.Budgets
 }
 
 // blobSecret signs the local store's URLs in tests.
@@ -125,7 +127,7 @@ func newHarness(t *testing.T, ho harnessOpts) *harness {
 	if o.RatePerSecond == 0 {
 		o.RatePerSecond = -1 // tests poll; the rate limit has its own test
 	}
-	h.api, err = api.New(api.Deps{Pool: pool, Pipe: h.pipe, Store: h.store, Embedder: emb, DatabaseURL: dbURL}, o)
+	h.api, err = api.New(api.Deps{Pool: pool, Pipe: h.pipe, Store: h.store, Embedder: emb, DatabaseURL: dbURL, Budgets: ho.budgets}, o)
 	dbtest.Must(t, err, "api")
 	return h
 }

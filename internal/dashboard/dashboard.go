@@ -39,6 +39,7 @@ func Handler() http.Handler {
 // keeps the same list); `docpipe bench --observe` replays them to measure the cost of
 // an open dashboard.
 var PollPaths = []string{
+	"/v1/overview",
 	"/v1/documents?limit=200",
 	"/v1/alerts",
 	"/v1/jobs?state=deadletter&limit=50",

@@ -32,7 +32,7 @@ type Heartbeat struct {
 
 // StartHeartbeat records the worker as live now and every Interval until Stop (or
 // until ctx ends), with its breaker states (SetBreakerState); a breaker change is
-// written at once. Start it when the worker starts and Stop it when it stops.
+// written at once, and so are its recent external calls (ServiceSummaries). Start it when the worker starts and Stop it when it stops.
 func StartHeartbeat(ctx context.Context, pool *pgxpool.Pool, w Worker) *Heartbeat {
 	if w.Interval <= 0 {
 		w.Interval = 5 * time.Second
@@ -68,17 +68,18 @@ func (h *Heartbeat) loop(ctx context.Context) {
 }
 
 const sqlHeartbeat = `
-INSERT INTO upload_pipeline.workers (worker_id, hostname, pid, concurrency, breakers)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO upload_pipeline.workers (worker_id, hostname, pid, concurrency, breakers, services)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), concurrency = excluded.concurrency,
-    breakers = excluded.breakers, stopped_at = NULL`
+    breakers = excluded.breakers, services = excluded.services, stopped_at = NULL`
 
 func (h *Heartbeat) beat(ctx context.Context) {
 	host, _ := os.Hostname()
 	b, _ := json.Marshal(BreakerStates())
+	svc, _ := json.Marshal(ServiceSummaries())
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := h.pool.Exec(ctx, sqlHeartbeat, h.w.ID, host, os.Getpid(), h.w.Concurrency, b); err != nil && ctx.Err() == nil {
+	if _, err := h.pool.Exec(ctx, sqlHeartbeat, h.w.ID, host, os.Getpid(), h.w.Concurrency, b, svc); err != nil && ctx.Err() == nil {
 		h.w.Log.Warn("worker heartbeat not recorded", "worker_id", h.w.ID, "error", err)
 	}
 }

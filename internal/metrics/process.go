@@ -96,6 +96,7 @@ func ObserveExternalCall(service, outcome string, status int, d time.Duration) {
 	}
 	externalRequests.WithLabelValues(service, outcome, code).Inc()
 	externalDuration.WithLabelValues(service, outcome).Observe(d.Seconds())
+	recordRecent(service, outcome, d)
 }
 
 // SetBreakerState records the state of service's circuit breaker in this process
