@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build run test lint bootstrap clean docs
+.PHONY: build run test lint bootstrap clean docs screenshots
 
 build:
 	$(GO) build -o bin/docpipe ./cmd/docpipe
@@ -22,6 +22,10 @@ test: bootstrap
 # Regenerate the configuration table in README.md from the config schema.
 docs: build
 	bin/docpipe config docs --write README.md
+
+# Regenerate the dashboard screenshots in docs/img/ with the browser test.
+screenshots: bootstrap
+	DOCPIPE_SCREENSHOTS=$(CURDIR)/docs/img scripts/test -run TestDashboardInBrowser ./cmd/docpipe/
 
 lint:
 	$(GO) vet ./...

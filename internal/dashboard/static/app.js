@@ -64,7 +64,9 @@ function renderViewer(v) {
 function renderAlerts(list) {
   const box = $("#alerts"); box.textContent = "";
   for (const a of list.filter((a) => a.state === "firing")) {
-    box.appendChild(el("div", a.name + (a.subject ? " (" + a.subject + ")" : "") + ": " + a.message + " — " + a.runbook, "alert " + a.severity));
+    const runbook = a.runbook && !a.message.includes(a.runbook) ? " — " + a.runbook : "";
+    const div = el("div", a.name + (a.subject ? " (" + a.subject + ")" : "") + ": " + a.message + runbook, "alert " + a.severity);
+    div.dataset.alert = a.name; box.appendChild(div);
   }
 }
 
@@ -194,7 +196,7 @@ async function renderDetail(sel) {
     const t = new Date(e.at), tr = tb.insertRow(); tr.className = "event";
     cell(tr, t.toLocaleTimeString()); cell(tr, prev ? t - prev : 0); prev = t;
     cell(tr, e.type); cell(tr, e.stage || ""); cell(tr, e.code, e.severity === "error" ? "s-failed" : "");
-    cell(tr, e.payload ? JSON.stringify(e.payload) : "");
+    cell(tr, e.payload ? JSON.stringify(e.payload) : "", "details");
   }
   const ol = $("#chunks"); ol.textContent = "";
   for (const c of ch.items || []) {
