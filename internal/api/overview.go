@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/pipeline"
 )
@@ -135,7 +136,7 @@ func (s *Server) registerOverview() {
 		Summary: "Dashboard overview: runs by status, throughput and latency over the last hour, error and retry rates, recent events; for admins also live workers, external services and cost against budget",
 		Errors:  []int{401, 429},
 	}, func(ctx context.Context, _ *struct{}) (*overviewOutput, error) {
-		scope, p := scopeOf(ctx)
+		_, p := scopeOf(ctx)
 		key := "admin"
 		if !p.Admin {
 			key = "user:" + p.UserID.String()
@@ -144,7 +145,7 @@ func (s *Server) registerOverview() {
 		c, ok := cache.m[key]
 		cache.mu.Unlock()
 		if !ok || time.Since(c.at) > overviewTTL {
-			ov, err := s.overview(ctx, scope, p.Admin)
+			ov, err := s.overview(ctx, p)
 			if err != nil {
 				return nil, s.internal(ctx, "read overview", err)
 			}
@@ -205,13 +206,12 @@ WHERE day = (now() AT TIME ZONE 'UTC')::date
 ORDER BY service`
 )
 
-// overview reads everything in one round trip.
-func (s *Server) overview(ctx context.Context, scope pipeline.Scope, admin bool) (Overview, error) {
-	var user *uuid.UUID
-	if !scope.All() {
-		_, p := scopeOf(ctx)
-		u := p.UserID
-		user = &u
+// overview reads what p may see in one round trip.
+func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, error) {
+	admin := p.Admin
+	var user *uuid.UUID // nil = every tenant
+	if !admin {
+		user = &p.UserID
 	}
 	ov := Overview{Counts: map[string]int{}, Throughput: []MinuteThroughput{}, Events: []RecentEvent{}}
 	b := &pgx.Batch{}
