@@ -24,6 +24,7 @@ func benchCmd() *cobra.Command {
 		clusterDir    string
 		clusterPort   int
 		workerEnvFlag []string
+		observe       bool
 	)
 	c := &cobra.Command{
 		Use:   "bench",
@@ -37,7 +38,17 @@ chunks/s and the worker process's peak RSS (VmHWM).
 Without --admin-url it starts (and leaves running) a private cluster in --cluster-dir,
 with fsync on. Worker settings come from the environment (DOCPIPE_*) plus --worker-env.
 pdfium is compiled into DOCPIPE_CACHE_DIR before the first run, so the figures are
-steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a machine sees).`,
+steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a machine sees).
+
+--observe measures what monitoring costs: every run is done twice, plain and observed,
+interleaved and mirrored (plain, observed, observed, plain, …) so that drift weighs on
+both alike. The observed run starts the worker with --health-addr and a 'docpipe serve'
+on the same database; it scrapes both /metrics every second and replays the dashboard's
+polls (dashboard.PollPaths every dashboard.PollInterval) with an admin API key, from one
+round before the first submit (the page is already open) to the last completion. It
+prints both medians, "observed vs plain: +x.x%" per workload, the median of the run
+pairs, CPU per process and the scrape and request counts, and fails if any of those
+requests failed.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			adminURL, err := benchCluster(cmd, adminURL, clusterDir, clusterPort)
@@ -56,50 +67,117 @@ steady state (the one-time compile costs ~4-7 s and ~500 MB on the first PDF a m
 				return fmt.Errorf("warm-up: %w\n%s", err, out)
 			}
 			o := bench.Options{AdminURL: adminURL, WorkerBin: self, WorkerEnv: workerEnvFlag}
-			var summaries []bench.Summary
+			variants := []bool{false}
+			if observe {
+				variants = []bool{false, true}
+			}
+			stderr := cmd.ErrOrStderr()
+			// workload runs docs(run) --runs times per variant and returns one summary per variant.
+			seq := 0
+			workload := func(label, name string, docs func(seq int) []bench.Doc) ([]bench.Summary, error) {
+				results := make([][]bench.Result, len(variants))
+				for i := range runs {
+					for k := range variants {
+						// Interleaved and mirrored (plain, observed, observed, plain, …): drift
+						// during the benchmark weighs on both variants alike.
+						v := k
+						if i%2 == 1 {
+							v = len(variants) - 1 - k
+						}
+						observed := variants[v]
+						o.Observe = observed
+						seq++
+						r, err := bench.Run(ctx, o, docs(seq))
+						tag := ""
+						if observe {
+							tag = map[bool]string{false: " plain", true: " observed"}[observed]
+						}
+						if err != nil {
+							return nil, fmt.Errorf("%s run %d%s: %w", label, i+1, tag, err)
+						}
+						fmt.Fprintf(stderr, "%s run %d%s: %v, %d chunks, %.1f docs/s, peak RSS %d MiB, CPU worker %.2fs Postgres %.2fs",
+							label, i+1, tag, r.Elapsed.Round(time.Millisecond), r.Chunks, r.DocsPerSec(), r.PeakRSSKiB/1024, r.WorkerCPU, r.PostgresCPU)
+						if observed {
+							fmt.Fprintf(stderr, " serve %.2fs; %s", r.Observed.ServeCPU, observeLine(r.Observed))
+						}
+						fmt.Fprintln(stderr)
+						results[v] = append(results[v], r)
+					}
+				}
+				var out []bench.Summary
+				for v, observed := range variants {
+					n := name
+					if observed {
+						n += ", observed"
+					}
+					out = append(out, bench.Summarize(n, results[v]))
+				}
+				return out, nil
+			}
+			var groups [][]bench.Summary
 			if pdfPath != "" {
 				data, err := os.ReadFile(pdfPath)
 				if err != nil {
 					return fmt.Errorf("--pdf: %w", err)
 				}
-				var results []bench.Result
-				for i := range runs {
-					r, err := bench.Run(ctx, o, []bench.Doc{{Name: filepath.Base(pdfPath), Data: data}})
-					if err != nil {
-						return fmt.Errorf("pdf run %d: %w", i+1, err)
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "pdf run %d: %v, %d chunks, peak RSS %d MiB\n", i+1, r.Elapsed.Round(1e6), r.Chunks, r.PeakRSSKiB/1024)
-					results = append(results, r)
+				g, err := workload("pdf", filepath.Base(pdfPath), func(int) []bench.Doc {
+					return []bench.Doc{{Name: filepath.Base(pdfPath), Data: data}}
+				})
+				if err != nil {
+					return err
 				}
-				summaries = append(summaries, bench.Summarize(filepath.Base(pdfPath), results))
+				groups = append(groups, g)
 			}
 			if small > 0 {
-				docs := make([]bench.Doc, small)
-				var results []bench.Result
-				for i := range runs {
+				g, err := workload("small", fmt.Sprintf("%d one-page PDFs", small), func(seq int) []bench.Doc {
+					docs := make([]bench.Doc, small)
 					for j := range docs {
-						// Different bytes per run and document: nothing is deduplicated.
-						docs[j] = bench.Doc{Name: fmt.Sprintf("one-page-%03d.pdf", j), Data: pdfgen.OnePager(i*100000 + j)}
+						// Different bytes per run and document: nothing is deduplicated. Six-digit
+						// numbers keep every document the same length in every run and variant
+						// (a seventh digit adds enough tokens for a second chunk).
+						docs[j] = bench.Doc{Name: fmt.Sprintf("one-page-%03d.pdf", j), Data: pdfgen.OnePager(100000 + seq*small + j)}
 					}
-					r, err := bench.Run(ctx, o, docs)
-					if err != nil {
-						return fmt.Errorf("small-docs run %d: %w", i+1, err)
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "small run %d: %v, %.1f docs/s, peak RSS %d MiB\n", i+1, r.Elapsed.Round(1e6), r.DocsPerSec(), r.PeakRSSKiB/1024)
-					results = append(results, r)
+					return docs
+				})
+				if err != nil {
+					return err
 				}
-				summaries = append(summaries, bench.Summarize(fmt.Sprintf("%d one-page PDFs", small), results))
+				groups = append(groups, g)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "WORKLOAD\tRUNS\tMEDIAN TIME\tDOCS/S\tCHUNKS/S\tPEAK RSS (MiB)\n")
-			for _, s := range summaries {
-				fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.1f\t%.0f\t%.0f\n", s.Name, len(s.Runs), s.MedianTime.Seconds(), s.DocsPerSec, s.ChunksPerSec, s.PeakRSSMiB)
+			for _, g := range groups {
+				for _, s := range g {
+					fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.1f\t%.0f\t%.0f\n", s.Name, len(s.Runs), s.MedianTime.Seconds(), s.DocsPerSec, s.ChunksPerSec, s.PeakRSSMiB)
+				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if !observe {
+				return nil
+			}
+			failed := 0
+			for _, g := range groups {
+				plain, observed := g[0], g[1]
+				pw, ppg := meanCPU(plain)
+				ow, opg := meanCPU(observed)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: observed vs plain: %+.1f%% (target ≤ 5%%)\n", plain.Name, 100*bench.Overhead(plain, observed))
+				fmt.Fprintf(cmd.OutOrStdout(), "  median of the %d back-to-back run pairs: %+.1f%%\n", len(observed.Runs), 100*bench.PairedOverhead(plain.Runs, observed.Runs))
+				fmt.Fprintf(cmd.OutOrStdout(), "  mean CPU per run, plain → observed: worker %.2fs → %.2fs, Postgres %.2fs → %.2fs, serve %.2fs\n",
+					pw, ow, ppg, opg, observed.Observed.ServeCPU/float64(max(len(observed.Runs), 1)))
+				fmt.Fprintf(cmd.OutOrStdout(), "  observers over %d runs: %s\n", len(observed.Runs), observeLine(observed.Observed))
+				failed += observed.Observed.Failed()
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d observer requests failed, so the observed runs were not fully observed", failed)
+			}
+			return nil
 		},
 	}
 	c.Flags().IntVar(&runs, "runs", 5, "runs per workload (the median is reported)")
 	c.Flags().IntVar(&small, "small", 200, "number of generated one-page PDFs (0 = skip)")
+	c.Flags().BoolVar(&observe, "observe", false, "also run every workload observed (worker and serve /metrics scraped every second, the dashboard's polls replayed), interleaved with the plain runs, and report the difference")
 	c.Flags().StringVar(&pdfPath, "pdf", "../shared/corpus/scan_classic_hmo.pdf", "large PDF to ingest (\"\" = skip)")
 	c.PersistentFlags().StringVar(&adminURL, "admin-url", "", "superuser URL of an existing cluster (default: start a private one)")
 	c.PersistentFlags().StringVar(&clusterDir, "cluster-dir", ".docpipe/bench-pg", "private cluster folder")
@@ -172,4 +250,24 @@ whether every document completed. Median of --runs.`,
 	c.Flags().DurationVar(&warmup, "warmup", time.Minute, "not measured (the limits start with a full minute's budget)")
 	c.Flags().DurationVar(&window, "window", 2*time.Minute, "measured")
 	return c
+}
+
+// meanCPU is the mean CPU seconds per run of the worker and of Postgres.
+func meanCPU(s bench.Summary) (worker, postgres float64) {
+	for _, r := range s.Runs {
+		worker += r.WorkerCPU
+		postgres += r.PostgresCPU
+	}
+	n := float64(max(len(s.Runs), 1))
+	return worker / n, postgres / n
+}
+
+// observeLine is the observers' counts for people.
+func observeLine(s bench.ObserveStats) string {
+	line := fmt.Sprintf("worker /metrics %d scrapes (%d failed), serve /metrics %d (%d failed), dashboard %d requests (%d not 2xx), serve peak RSS %d MiB",
+		s.WorkerScrapes, s.WorkerFailed, s.ServeScrapes, s.ServeFailed, s.DashRequests, s.DashFailed, s.ServePeakRSSKiB/1024)
+	if s.FirstError != "" {
+		line += "; first error: " + s.FirstError
+	}
+	return line
 }

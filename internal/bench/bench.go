@@ -39,6 +39,11 @@ type Options struct {
 	// Watch, if set, runs while the run is under way (from the first submit); its
 	// context ends when the run does.
 	Watch func(ctx context.Context, start time.Time)
+	// Observe runs the observed variant (observe.go): the worker serves /metrics on
+	// --health-addr, a `docpipe serve` process runs on the same database, and from one
+	// round before the first submit until the run ends both /metrics are scraped every
+	// second and the dashboard's polls are replayed with an admin key.
+	Observe bool
 }
 
 // Result is one run.
@@ -48,6 +53,11 @@ type Result struct {
 	Chunks     int
 	Elapsed    time.Duration
 	PeakRSSKiB int64
+	WorkerCPU  float64 // seconds of CPU the worker process used (user+system, from its start)
+	// PostgresCPU is the seconds of CPU the cluster's server processes used during the
+	// run (those in pg_stat_activity at its end; one that exited earlier is missed).
+	PostgresCPU float64
+	Observed    ObserveStats // the observers' counts (Options.Observe only)
 }
 
 // DocsPerSec is documents completed per second.
@@ -87,8 +97,18 @@ func Run(ctx context.Context, o Options, docs []Doc) (Result, error) {
 		return Result{}, err
 	}
 
-	worker := exec.CommandContext(ctx, o.WorkerBin, "worker")
-	worker.Env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "DOCPIPE_DATA_DIR="+dataDir, "DOCPIPE_LOG_LEVEL=warn"), o.WorkerEnv...)
+	env := append(append(os.Environ(), "DATABASE_URL="+dbURL, "DOCPIPE_DATA_DIR="+dataDir, "DOCPIPE_LOG_LEVEL=warn"), o.WorkerEnv...)
+	args := []string{"worker"}
+	var obs *observer
+	if o.Observe {
+		if obs, err = startObserver(ctx, o, pool, env); err != nil {
+			return Result{}, err
+		}
+		defer obs.close()
+		args = append(args, "--health-addr", obs.workerAddr)
+	}
+	worker := exec.CommandContext(ctx, o.WorkerBin, args...)
+	worker.Env = env
 	var werr bytes.Buffer
 	worker.Stderr = &werr
 	if err := worker.Start(); err != nil {
@@ -102,8 +122,14 @@ func Run(ctx context.Context, o Options, docs []Doc) (Result, error) {
 	if err := waitWorkerReady(ctx, pool); err != nil {
 		return Result{}, fmt.Errorf("%w\nworker stderr:\n%s", err, werr.String())
 	}
+	if obs != nil {
+		if err := obs.begin(ctx); err != nil {
+			return Result{}, fmt.Errorf("%w\nworker stderr:\n%s", err, werr.String())
+		}
+	}
 
 	user := uuid.MustParse("00000000-0000-4000-8000-00000000be9c")
+	pgBefore := postgresCPU(ctx, pool)
 	start := time.Now()
 	if o.Watch != nil {
 		wctx, stop := context.WithCancel(ctx)
@@ -134,7 +160,12 @@ func Run(ctx context.Context, o Options, docs []Doc) (Result, error) {
 		}
 	}
 	res.Elapsed = time.Since(start)
+	res.PostgresCPU = postgresCPU(ctx, pool).sub(pgBefore).total()
+	if obs != nil {
+		res.Observed = obs.stop()
+	}
 	res.PeakRSSKiB = peakRSS(worker.Process.Pid)
+	res.WorkerCPU = procCPU(worker.Process.Pid)
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.document_chunks`).Scan(&res.Chunks); err != nil {
 		return res, err
 	}
@@ -199,7 +230,8 @@ type Summary struct {
 	MedianTime   time.Duration
 	DocsPerSec   float64
 	ChunksPerSec float64
-	PeakRSSMiB   float64 // the largest over runs
+	PeakRSSMiB   float64      // the largest over runs
+	Observed     ObserveStats // totals over the runs (observed runs only)
 }
 
 // Summarize takes the median run by elapsed time.
@@ -214,6 +246,7 @@ func Summarize(name string, runs []Result) Summary {
 	s.MedianTime, s.DocsPerSec, s.ChunksPerSec = m.Elapsed, m.DocsPerSec(), m.ChunksPerSec()
 	for _, r := range runs {
 		s.PeakRSSMiB = max(s.PeakRSSMiB, float64(r.PeakRSSKiB)/1024)
+		s.Observed.add(r.Observed)
 	}
 	return s
 }
