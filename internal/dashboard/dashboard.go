@@ -40,7 +40,7 @@ func Handler() http.Handler {
 // an open dashboard.
 var PollPaths = []string{
 	"/v1/overview",
-	"/v1/documents?limit=200",
+	"/v1/documents?limit=50",
 	"/v1/alerts",
 	"/v1/jobs?state=deadletter&limit=50",
 }

@@ -38,7 +38,7 @@ async function refresh() {
   try {
     const [ov, docs, alerts, dead] = await Promise.all([
       api("GET", "/v1/overview"),
-      api("GET", "/v1/documents?limit=200"),
+      api("GET", "/v1/documents?limit=50"),
       api("GET", "/v1/alerts").catch(() => ({ alerts: [] })),
       api("GET", "/v1/jobs?state=deadletter&limit=50"),
     ]);
@@ -146,7 +146,7 @@ function select(id, name) { selected = { id, name }; renderDetail(selected); $("
 
 function renderDocs(items) {
   const tb = $("#docs tbody"); tb.textContent = "";
-  for (const d of items.slice(0, 50)) {
+  for (const d of items) {
     const tr = tb.insertRow(); tr.className = "doc"; tr.dataset.id = d.id; tr.dataset.status = d.status;
     tr.onclick = () => select(d.id, d.filename);
     cell(tr, d.filename);
