@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -163,14 +162,8 @@ func TestLogsCarryCorrelationIDAndNoSecrets(t *testing.T) {
 
 	// 1. Multipart with the API key and a known correlation id.
 	known := uuid.MustParse("0195f0c0-1111-7000-8000-00000000c0de")
-	data, err := os.ReadFile("../../samples/plan-summary.md")
-	dbtest.Must(t, err, "sample")
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	fw, _ := mw.CreateFormFile("file", "plan-summary.md")
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	resp, body := call(http.MethodPost, "/v1/documents", key, &form, "Content-Type", mw.FormDataContentType(), "X-Correlation-Id", known.String())
+	form, ctype := multipartFile(t, "../../samples/plan-summary.md")
+	resp, body := call(http.MethodPost, "/v1/documents", key, form, "Content-Type", ctype, "X-Correlation-Id", known.String())
 	type uploadResult struct {
 		DocumentID    uuid.UUID `json:"document_id"`
 		JobID         uuid.UUID `json:"job_id"`
@@ -458,22 +451,12 @@ func startLogged(t *testing.T, ctx context.Context, logDir, name string, env []s
 	return cmd
 }
 
-// startLoggedTwin runs `docpipe mock ARGS…` with JSON debug logs in logDir and
+// startLoggedTwin runs `docpipe mock NAME ARGS…` with JSON debug logs in logDir and
 // returns its base URL.
 func startLoggedTwin(t *testing.T, ctx context.Context, logDir, name string, args ...string) string {
 	t.Helper()
-	twin := exec.CommandContext(ctx, binary, append(append([]string{"mock", name}, args...), "--addr", "127.0.0.1:0")...)
-	twin.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"),
-		"DOCPIPE_LOG_FORMAT=json", "DOCPIPE_LOG_LEVEL=debug")
 	f, err := os.Create(filepath.Join(logDir, name+"-twin.log"))
 	dbtest.Must(t, err, "log file")
 	t.Cleanup(func() { f.Close() })
-	twin.Stderr = f
-	stdout, err := twin.StdoutPipe()
-	dbtest.Must(t, err, "pipe")
-	dbtest.Must(t, twin.Start(), "start twin")
-	t.Cleanup(func() { _ = twin.Process.Signal(syscall.SIGTERM); _ = twin.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	dbtest.Must(t, err, "twin address")
-	return strings.TrimSpace(line[strings.Index(line, "http://"):])
+	return startTwinWith(t, ctx, []string{"DOCPIPE_LOG_FORMAT=json", "DOCPIPE_LOG_LEVEL=debug"}, f, append([]string{name}, args...)...)
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,8 +283,16 @@ func TestWorkerStopsGracefullyOnSIGTERM(t *testing.T) {
 // returns its base URL.
 func startTwin(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
+	return startTwinWith(t, ctx, nil, nil, args...)
+}
+
+// startTwinWith is startTwin with extra environment and the twin's stderr (nil =
+// discarded).
+func startTwinWith(t *testing.T, ctx context.Context, env []string, stderr io.Writer, args ...string) string {
+	t.Helper()
 	twin := exec.CommandContext(ctx, binary, append(append([]string{"mock"}, args...), "--addr", "127.0.0.1:0")...)
-	twin.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"))
+	twin.Env = append(append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache")), env...)
+	twin.Stderr = stderr
 	stdout, err := twin.StdoutPipe()
 	dbtest.Must(t, err, "pipe")
 	dbtest.Must(t, twin.Start(), "start twin")
@@ -290,6 +300,20 @@ func startTwin(t *testing.T, ctx context.Context, args ...string) string {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	dbtest.Must(t, err, "twin address")
 	return strings.TrimSpace(line[strings.Index(line, "http://"):])
+}
+
+// multipartFile is a multipart form body with the file at path as field "file".
+func multipartFile(t *testing.T, path string) (*bytes.Buffer, string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	dbtest.Must(t, err, "read %s", path)
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, err := mw.CreateFormFile("file", filepath.Base(path))
+	dbtest.Must(t, err, "form file")
+	_, _ = fw.Write(data)
+	dbtest.Must(t, mw.Close(), "close form")
+	return &form, mw.FormDataContentType()
 }
 
 // The CLI with DOCPIPE_PARSER=llamaparse, DOCPIPE_EMBED_PROVIDER=openai and

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -97,14 +96,8 @@ func TestServeWithWorker(t *testing.T) {
 	if code, body := call(http.MethodGet, "/readyz", nil, ""); code != 200 {
 		t.Fatalf("readyz: %d %s", code, body)
 	}
-	data, err := os.ReadFile("../../samples/plan-summary.md")
-	dbtest.Must(t, err, "sample")
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	fw, _ := mw.CreateFormFile("file", "plan-summary.md")
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	code, body := call(http.MethodPost, "/v1/documents", &form, mw.FormDataContentType())
+	form, ctype := multipartFile(t, "../../samples/plan-summary.md")
+	code, body := call(http.MethodPost, "/v1/documents", form, ctype)
 	if code != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", code, body)
 	}

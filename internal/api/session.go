@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/docpipe/docpipe/internal/auth"
 )
 
 // The dashboard links to pages it cannot send an Authorization header with (River
@@ -33,6 +31,10 @@ type sessionOutput struct {
 	Body      struct {
 		RiverUI bool `json:"riverui" doc:"The credential has admin scope, so the cookie opens River UI at /riverui/."`
 	}
+}
+
+type clearSessionOutput struct {
+	SetCookie http.Cookie `header:"Set-Cookie"`
 }
 
 func (s *Server) registerSession() {
@@ -61,19 +63,22 @@ func (s *Server) registerSession() {
 		OperationID: "delete-session", Method: http.MethodDelete, Path: "/v1/session", Tags: []string{"operations"},
 		Summary:       "Forget the River UI cookie (the dashboard's sign-out); needs no credentials",
 		DefaultStatus: http.StatusNoContent, Security: []map[string][]string{},
-	}, func(ctx context.Context, _ *struct{}) (*struct {
-		SetCookie http.Cookie `header:"Set-Cookie"`
-	}, error) {
-		return &struct {
-			SetCookie http.Cookie `header:"Set-Cookie"`
-		}{SetCookie: http.Cookie{Name: SessionCookie, Path: SessionPath, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode}}, nil
+	}, func(ctx context.Context, _ *struct{}) (*clearSessionOutput, error) {
+		return &clearSessionOutput{SetCookie: http.Cookie{Name: SessionCookie, Path: SessionPath, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode}}, nil
 	})
 }
 
 // RequireAdmin serves next only to admin credentials, given as a Bearer header or
-// the session cookie (POST /v1/session). Others get a problem: 401 without a valid
-// credential (with a pointer to the dashboard's sign-in), 403 without admin scope.
+// the session cookie (POST /v1/session), through the API's own authentication and
+// rate limit: 401 without a valid credential, 403 without admin scope.
 func (s *Server) RequireAdmin(next http.Handler) http.Handler {
+	admin := s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, _ := principalFrom(r.Context()); !p.Admin {
+			problem(http.StatusForbidden, CodeForbidden, "%s needs an admin credential", r.URL.Path).write(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" {
 			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
@@ -81,19 +86,6 @@ func (s *Server) RequireAdmin(next http.Handler) http.Handler {
 				r.Header.Set("Authorization", "Bearer "+c.Value)
 			}
 		}
-		p, err := s.auth.Authenticate(r)
-		switch {
-		case err != nil && auth.Unauthenticated(err):
-			problem(http.StatusUnauthorized, CodeUnauthenticated, "%s: sign in to the dashboard at / with an admin key first", err.Error()).write(w, r)
-			return
-		case err != nil:
-			s.log.Error("authentication could not run", "error", err)
-			problem(http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; try again").withRetryAfter(5*time.Second).write(w, r)
-			return
-		case !p.Admin:
-			problem(http.StatusForbidden, CodeForbidden, "%s needs an admin credential", r.URL.Path).write(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
+		admin.ServeHTTP(w, r)
 	})
 }
