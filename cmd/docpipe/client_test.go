@@ -58,7 +58,7 @@ func TestCLIThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	for file, reason := range map[string]string{
-		"../../../shared/corpus/corrupt-truncated.pdf": "TYPE_MISMATCH",
+		"../../testdata/corpus/corrupt-truncated.pdf": "TYPE_MISMATCH",
 		broken: "failed_parse",
 	} {
 		out, errOut, code := c.run("ingest", file)
@@ -135,7 +135,7 @@ func TestCLIThroughTheAPI(t *testing.T) {
 			Status string `json:"status"`
 		} `json:"document"`
 	}
-	out = c.mustRun("ingest", "--no-wait", "--json", "../../../shared/corpus/scan_classic_hmo.pdf")
+	out = c.mustRun("ingest", "--no-wait", "--json", "../../testdata/corpus/scan_classic_hmo.pdf")
 	if err := json.Unmarshal([]byte(out), &big); err != nil || len(big) != 1 || big[0].Document.ID == "" {
 		t.Fatalf("ingest --no-wait --json: %v\n%s", err, out)
 	}

@@ -31,7 +31,7 @@ func benchCmd() *cobra.Command {
 		Short: "Benchmark the pipeline end to end (local parser and embedder, one worker process)",
 		Long: `bench runs two workloads, each --runs times in a fresh database with a fresh
 'docpipe worker' process, and prints the median: the large PDF (default the 232-page
-Medicare Evidence of Coverage from ../shared/corpus) and --small generated one-page PDFs.
+Medicare Evidence of Coverage from testdata/corpus) and --small generated one-page PDFs.
 It reports end-to-end time (first submit to last document complete), documents/s,
 chunks/s and the worker process's peak RSS (VmHWM).
 
@@ -178,7 +178,7 @@ requests failed.`,
 	c.Flags().IntVar(&runs, "runs", 5, "runs per workload (the median is reported)")
 	c.Flags().IntVar(&small, "small", 200, "number of generated one-page PDFs (0 = skip)")
 	c.Flags().BoolVar(&observe, "observe", false, "also run every workload observed (worker and serve /metrics scraped every second, the dashboard's polls replayed), interleaved with the plain runs, and report the difference")
-	c.Flags().StringVar(&pdfPath, "pdf", "../shared/corpus/scan_classic_hmo.pdf", "large PDF to ingest (\"\" = skip)")
+	c.Flags().StringVar(&pdfPath, "pdf", "testdata/corpus/scan_classic_hmo.pdf", "large PDF to ingest (\"\" = skip)")
 	c.PersistentFlags().StringVar(&adminURL, "admin-url", "", "superuser URL of an existing cluster (default: start a private one)")
 	c.PersistentFlags().StringVar(&clusterDir, "cluster-dir", ".docpipe/bench-pg", "private cluster folder")
 	c.PersistentFlags().IntVar(&clusterPort, "cluster-port", 54340, "private cluster port")

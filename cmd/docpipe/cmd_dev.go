@@ -57,7 +57,7 @@ and the local blob store. The twins keep their state in memory.`,
 	f.IntVar(&o.pgPort, "pg-port", 54320, "private Postgres port")
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "API listen address (port 0 picks a free one)")
 	f.StringSliceVar(&o.samples, "samples", []string{"samples"}, "files or folders to ingest")
-	f.StringVar(&o.policy, "policy", "../shared/corpus/sample-policy.pdf", "also ingest this file when it exists (\"\" = no)")
+	f.StringVar(&o.policy, "policy", "testdata/corpus/sample-policy.pdf", "also ingest this file when it exists (\"\" = no)")
 	f.StringVar(&o.query, "query", "what is the deductible", "example search after the ingest")
 	f.IntVar(&o.workers, "workers", 2, "worker (River client) count")
 	f.BoolVar(&o.once, "once", false, "exit after the ingest: 0 if every sample completed")

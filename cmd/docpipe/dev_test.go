@@ -41,7 +41,7 @@ func TestDevOnce(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binary, "dev", "--once", "--dir", dir, "--pg-port", strconv.Itoa(port), "--addr", "127.0.0.1:0",
-			"--samples", "../../samples", "--policy", "../../../shared/corpus/sample-policy.pdf")
+			"--samples", "../../samples", "--policy", "../../testdata/corpus/sample-policy.pdf")
 		cmd.Env = append(os.Environ(), "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"), "DOCPIPE_LOG_LEVEL=warn")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -97,7 +97,7 @@ func TestDevInterruptedThenResumed(t *testing.T) {
 	if err := os.MkdirAll(samples, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"../../../shared/corpus/scan_classic_hmo.pdf", "../../samples/plan-summary.md"} {
+	for _, f := range []string{"../../testdata/corpus/scan_classic_hmo.pdf", "../../samples/plan-summary.md"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

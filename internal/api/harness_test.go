@@ -32,7 +32,7 @@ import (
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
-const corpus = "../../../shared/corpus"
+const corpus = "../../testdata/corpus"
 
 var (
 	userA = uuid.MustParse("00000000-0000-4000-8000-00000000000a")
@@ -293,7 +293,7 @@ func readCorpus(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(corpus, name))
 	if err != nil {
-		t.Skipf("corpus file %s not available: %v", name, err)
+		t.Fatalf("read corpus file %s: %v", name, err)
 	}
 	return b
 }

@@ -17,12 +17,9 @@ import (
 
 var hmoPath = filepath.Join(corpusDir, "scan_classic_hmo.pdf")
 
-func readOrSkip(t testing.TB, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s not available", path)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +107,7 @@ func TestPDFTooManyPages(t *testing.T) {
 }
 
 func TestPDFSamplePolicy(t *testing.T) {
-	data := readOrSkip(t, "testdata/sample-policy.pdf")
+	data := readFile(t, filepath.Join(corpusDir, "sample-policy.pdf"))
 	doc, err := parse(t, data, "sample-policy.pdf")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +122,7 @@ func TestPDFSamplePolicy(t *testing.T) {
 }
 
 func TestPDFHMO(t *testing.T) {
-	data := readOrSkip(t, hmoPath)
+	data := readFile(t, hmoPath)
 	start := time.Now()
 	doc, err := parse(t, data, "scan_classic_hmo.pdf")
 	if err != nil {
@@ -175,7 +172,7 @@ func TestPDFHMO(t *testing.T) {
 }
 
 func TestPDFCancelMidway(t *testing.T) {
-	data := readOrSkip(t, hmoPath)
+	data := readFile(t, hmoPath)
 	l := NewLocal(Options{CacheDir: testCacheDir, Workers: 2})
 	defer l.Close()
 	// Warm up so the deadline falls inside page extraction.
@@ -268,7 +265,7 @@ func TestClose(t *testing.T) {
 // BenchmarkParseHMO measures a full parse of the 232-page corpus PDF after
 // the pool has started (the start-up is excluded).
 func BenchmarkParseHMO(b *testing.B) {
-	data := readOrSkip(b, hmoPath)
+	data := readFile(b, hmoPath)
 	for _, workers := range []int{1, 2} {
 		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
 			l := NewLocal(Options{CacheDir: testCacheDir, Workers: workers})

@@ -33,7 +33,7 @@ import (
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
-const corpus = "../../../shared/corpus"
+const corpus = "../../testdata/corpus"
 
 var user = uuid.MustParse("00000000-0000-4000-8000-0000000000aa")
 
@@ -125,9 +125,7 @@ func (e *env) count(t *testing.T, sql string, args ...any) int {
 func readCorpus(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(corpus, name))
-	if err != nil {
-		t.Skipf("corpus file %s not available: %v", name, err)
-	}
+	dbtest.Must(t, err, "read corpus file %s", name)
 	return b
 }
 
@@ -377,9 +375,7 @@ func TestBadInputFailsParseReadably(t *testing.T) {
 		"garbage.bin": {0x00, 0xff, 0x13, 0x37, 0x00, 0x9c, 0x01, 0x02, 0x00, 0x00, 0xfe},
 	}
 	entries, err := os.ReadDir(corpus)
-	if err != nil {
-		t.Skipf("corpus not available: %v", err)
-	}
+	dbtest.Must(t, err, "read the corpus")
 	for _, ent := range entries {
 		if strings.HasPrefix(ent.Name(), "corrupt-") {
 			inputs[ent.Name()] = readCorpus(t, ent.Name())
