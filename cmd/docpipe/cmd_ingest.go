@@ -18,6 +18,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 type ingestResult struct {
@@ -209,13 +210,13 @@ func waitAll(ctx context.Context, a *app, files []string, jobs []uuid.UUID, idx 
 		i := idx[k]
 		name := filepath.Base(files[i])
 		var bar *mpb.Bar
-		var status string
+		var status runstate.Status
 		if tty {
 			bar = p.AddBar(100, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-28.28s", name))),
 				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
 					mu.Lock()
 					defer mu.Unlock()
-					return " " + status
+					return " " + string(status)
 				})))
 		}
 		wg.Add(1)
@@ -252,7 +253,7 @@ func waitAll(ctx context.Context, a *app, files []string, jobs []uuid.UUID, idx 
 
 func printIngestSummary(w io.Writer, results []ingestResult, asJSON bool) (failed int) {
 	for _, r := range results {
-		if r.Error != "" || r.Job == nil || (r.Job.Status != pipeline.StatusComplete && r.Job.Status != pipeline.StatusDuplicate && pipeline.Terminal(r.Job.Status)) {
+		if r.Error != "" || r.Job == nil || (r.Job.Status != runstate.Complete && r.Job.Status != runstate.Duplicate && r.Job.Status.Terminal()) {
 			failed++
 		}
 	}
@@ -273,7 +274,7 @@ func printIngestSummary(w io.Writer, results []ingestResult, asJSON bool) (faile
 		if r.Duplicate {
 			note = "already uploaded: existing document"
 		}
-		if len(r.Job.LastError) > 0 && r.Job.State == pipeline.StateDeadletter {
+		if len(r.Job.LastError) > 0 && r.Job.State == runstate.Deadletter {
 			var le struct{ Code, Message string }
 			_ = json.Unmarshal(r.Job.LastError, &le)
 			note = le.Code + ": " + le.Message

@@ -20,7 +20,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/client"
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // apiIngestOptions tunes ingestViaAPI; the zero value uploads, waits for every
@@ -77,11 +77,11 @@ func (r *ingestRow) relabel() {
 
 // following: the row's document is still to be read (with mu held).
 func (r *ingestRow) following(noWait bool) bool {
-	return r.uploaded && r.err == nil && (!r.fetched || (!noWait && !pipeline.Terminal(r.doc.Status)))
+	return r.uploaded && r.err == nil && (!r.fetched || (!noWait && !r.doc.Status.Terminal()))
 }
 
 func (r *ingestRow) done() bool {
-	return r.err != nil || (r.uploaded && (r.doc.Status == "" || pipeline.Terminal(r.doc.Status)))
+	return r.err != nil || (r.uploaded && (r.doc.Status == "" || r.doc.Status.Terminal()))
 }
 
 // ingestViaAPI uploads files through the API (POST /v1/documents, sha256 declared so
@@ -147,7 +147,7 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 		if r.bar == nil {
 			return
 		}
-		if r.err == nil && (r.doc.Status == pipeline.StatusComplete || r.doc.Status == pipeline.StatusDuplicate || opts.NoWait) {
+		if r.err == nil && (r.doc.Status == runstate.Complete || r.doc.Status == runstate.Duplicate || opts.NoWait) {
 			r.bar.SetTotal(100, true)
 		} else {
 			r.bar.Abort(false)
@@ -203,7 +203,7 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 				r.bar.SetTotal(100, false)
 				r.bar.SetCurrent(0)
 			}
-			if opts.NoWait || pipeline.Terminal(res.Status) {
+			if opts.NoWait || res.Status.Terminal() {
 				finish(r)
 			}
 		}()
@@ -242,7 +242,7 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 					r.bar.SetCurrent(int64(d.Percent))
 				}
 				line(r, fmt.Sprintf("%s %.0f%%", d.Status, max(d.Percent, 0)))
-				if pipeline.Terminal(d.Status) || opts.NoWait {
+				if d.Status.Terminal() || opts.NoWait {
 					finish(r)
 				}
 			case wctx.Err() == nil:
@@ -306,7 +306,7 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 		default:
 			d := r.doc
 			res.Document = &d
-			if j := d.Job; j != nil && j.LastError != nil && d.Status != pipeline.StatusComplete {
+			if j := d.Job; j != nil && j.LastError != nil && d.Status != runstate.Complete {
 				res.Error, res.Code = j.LastError.Message, j.LastError.Code
 			}
 		}
@@ -336,10 +336,10 @@ func apiIngestOK(r apiIngestResult, noWait bool) bool {
 		return false
 	}
 	switch s := r.Document.Status; {
-	case s == pipeline.StatusComplete || s == pipeline.StatusDuplicate:
+	case s == runstate.Complete || s == runstate.Duplicate:
 		return true
 	case noWait:
-		return !pipeline.Terminal(s)
+		return !s.Terminal()
 	}
 	return false
 }
@@ -358,12 +358,12 @@ func (r *ingestRow) phase() string {
 			return "waiting to upload"
 		}
 		return fmt.Sprintf("uploading %s/%s", humanBytes(r.sent), humanBytes(r.size))
-	case r.dup && pipeline.Terminal(r.doc.Status):
-		return r.doc.Status + " (already uploaded)"
-	case r.doc.Percent >= 0 && !pipeline.Terminal(r.doc.Status):
+	case r.dup && r.doc.Status.Terminal():
+		return string(r.doc.Status) + " (already uploaded)"
+	case r.doc.Percent >= 0 && !r.doc.Status.Terminal():
 		return fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent)
 	}
-	return r.doc.Status
+	return string(r.doc.Status)
 }
 
 func humanBytes(n int64) string {
@@ -402,7 +402,7 @@ func printAPIIngestSummary(w io.Writer, results []apiIngestResult, noWait bool) 
 		}
 		if r.Error != "" {
 			note = strings.TrimSpace(strings.TrimPrefix(r.Code+": "+oneLine(r.Error), ": "))
-		} else if noWait && !pipeline.Terminal(d.Status) {
+		} else if noWait && !d.Status.Terminal() {
 			note = strings.TrimSpace(note + " queued; docpipe status " + d.ID.String())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.6f\t%s\n", r.File, d.ID, d.Status, d.Pages, d.Chunks, tok, usd, note)

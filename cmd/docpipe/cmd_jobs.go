@@ -11,6 +11,7 @@ import (
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 func jobsCmd() *cobra.Command {
@@ -168,7 +169,7 @@ func jobsCmd() *cobra.Command {
 		Short: "Cancel a run (it ends dead-lettered with code CANCELLED; `jobs retry` re-drives it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var status string
+			var status runstate.Status
 			c, err := apiClient(cmd)
 			if err != nil {
 				return err

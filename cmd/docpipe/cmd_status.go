@@ -11,6 +11,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // statusCmd shows documents: one in detail (status, stage, percent, counts, cost, last
@@ -193,7 +194,7 @@ func printDocumentTable(out io.Writer, docs []api.Document) error {
 		errText := ""
 		if j := d.Job; j != nil {
 			tokens, cost = j.Tokens, j.CostUSD
-			if j.LastError != nil && d.Status != pipeline.StatusComplete {
+			if j.LastError != nil && d.Status != runstate.Complete {
 				errText = j.LastError.Code + ": " + snippet(j.LastError.Message, 80)
 			}
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -328,7 +329,7 @@ func TestNoLiveWorker(t *testing.T) {
 	stopWorker := startPipeline(t, p)
 	hb := metrics.StartHeartbeat(context.Background(), pool, metrics.Worker{ID: p.WorkerID(), Concurrency: 4})
 	defer hb.Stop(context.Background())
-	if ji := wait(t, pool, s.JobID); ji.Status != pipeline.StatusComplete {
+	if ji := wait(t, pool, s.JobID); ji.Status != runstate.Complete {
 		t.Fatalf("run ended in %s", ji.Status)
 	}
 	checkAlert(t, waitFor(t, e, alerts.NoLiveWorker, "", alerts.Resolved), alerts.Critical)
@@ -383,7 +384,7 @@ func TestDeadLettersIncreasing(t *testing.T) {
 	waitLeader(t, e)
 
 	s := submit(t, p, "empty.txt", nil) // fails at parse: EMPTY_FILE
-	if ji := wait(t, pool, s.JobID); ji.State != pipeline.StateDeadletter {
+	if ji := wait(t, pool, s.JobID); ji.State != runstate.Deadletter {
 		t.Fatalf("run ended in %s/%s", ji.Status, ji.State)
 	}
 	a := waitFor(t, e, alerts.DeadLettersIncreasing, "", alerts.Firing)
@@ -408,7 +409,7 @@ func TestStageErrorRateHigh(t *testing.T) {
 	waitLeader(t, e)
 
 	s := submit(t, p, "embed-fails.md", []byte("# Embed\n\nThe embedder answers 503 to everything.\n"))
-	if ji := wait(t, pool, s.JobID); ji.Status != pipeline.StatusFailedEmbedding {
+	if ji := wait(t, pool, s.JobID); ji.Status != runstate.FailedEmbedding {
 		t.Fatalf("run ended in %s", ji.Status)
 	}
 	a := waitFor(t, e, alerts.StageErrorRateHigh, "embed", alerts.Firing)

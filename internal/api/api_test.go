@@ -16,6 +16,7 @@ import (
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // The 232-page PDF through the multipart upload to complete, then readable through
@@ -44,7 +45,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 		t.Errorf("location %q", res.Location)
 	}
 	doc := h.waitDocument(tok, res.DocumentID, 3*time.Minute)
-	if doc.Status != pipeline.StatusComplete || doc.Percent != 100 || doc.Pages != 232 || doc.Job == nil {
+	if doc.Status != runstate.Complete || doc.Percent != 100 || doc.Pages != 232 || doc.Job == nil {
 		t.Fatalf("document %+v", doc)
 	}
 	if doc.Chunks < 100 || doc.Chunks != doc.Job.ChunksTotal || doc.Job.FinishedAt == nil || doc.Job.LastError != nil {
@@ -53,7 +54,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 
 	var job api.Job
 	h.getJSON("/v1/jobs/"+res.JobID.String(), tok, &job)
-	if job.ID != res.JobID || job.Status != pipeline.StatusComplete || job.State != pipeline.StateDone {
+	if job.ID != res.JobID || job.Status != runstate.Complete || job.State != runstate.Done {
 		t.Fatalf("job %+v", job)
 	}
 
@@ -300,7 +301,7 @@ func TestCancelAndRetry(t *testing.T) {
 	}
 	var job api.Job
 	r.json(t, &job)
-	if job.Status != pipeline.StatusFailedParse || job.State != pipeline.StateDeadletter || job.LastError == nil ||
+	if job.Status != runstate.FailedParse || job.State != runstate.Deadletter || job.LastError == nil ||
 		job.LastError.Code != pipeline.CodeCancelled || job.LastError.Message != "uploaded the wrong file" {
 		t.Fatalf("cancelled job %+v (last error %+v)", job, job.LastError)
 	}
@@ -325,7 +326,7 @@ func TestCancelAndRetry(t *testing.T) {
 		t.Fatalf("retry: %d %s", r.status, r.body)
 	}
 	doc := h.waitDocument(tok, res.DocumentID, time.Minute)
-	if doc.Status != pipeline.StatusComplete || doc.Job.LastError != nil {
+	if doc.Status != runstate.Complete || doc.Job.LastError != nil {
 		t.Fatalf("after retry: %+v", doc)
 	}
 	h.getJSON("/v1/jobs?state=deadletter", tok, &list)

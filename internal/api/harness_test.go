@@ -253,7 +253,7 @@ func (h *harness) waitDocument(auth string, id uuid.UUID, d time.Duration) api.D
 	for {
 		var doc api.Document
 		h.getJSON("/v1/documents/"+id.String(), auth, &doc)
-		if pipeline.Terminal(doc.Status) {
+		if doc.Status.Terminal() {
 			return doc
 		}
 		if time.Now().After(deadline) {

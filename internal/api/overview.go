@@ -16,15 +16,16 @@ import (
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Overview is the operator dashboard's summary: what the caller may see of the
 // pipeline now and over the last hour. Workers, services and cost are operational
 // facts about the whole deployment, shown to admin credentials only.
 type Overview struct {
-	At     time.Time      `json:"at" doc:"When it was read (database clock)."`
-	Viewer Viewer         `json:"viewer"`
-	Counts map[string]int `json:"counts" doc:"Runs by status."`
+	At     time.Time               `json:"at" doc:"When it was read (database clock)."`
+	Viewer Viewer                  `json:"viewer"`
+	Counts map[runstate.Status]int `json:"counts" doc:"Runs by status."`
 	// Throughput is one entry per minute of the last hour that finished a run.
 	Throughput []MinuteThroughput `json:"throughput" doc:"Runs finished per minute over the last hour (minutes with none are left out)."`
 	Latency    LatencySummary     `json:"latency" doc:"Upload to complete, over runs completed in the last hour."`
@@ -213,12 +214,12 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 	if !admin {
 		user = &p.UserID
 	}
-	ov := Overview{Counts: map[string]int{}, Throughput: []MinuteThroughput{}, Events: []RecentEvent{}}
+	ov := Overview{Counts: map[runstate.Status]int{}, Throughput: []MinuteThroughput{}, Events: []RecentEvent{}}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error { return r.Scan(&ov.At) })
 	b.Queue(sqlOverviewCounts, user).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var st string
+			var st runstate.Status
 			var n int
 			if err := rows.Scan(&st, &n); err != nil {
 				return err

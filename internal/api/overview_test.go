@@ -13,6 +13,7 @@ import (
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // The overview is scoped like every other read: a user sees their own runs and
@@ -41,7 +42,7 @@ func TestOverview(t *testing.T) {
 
 	var ov api.Overview
 	h.getJSON("/v1/overview", tokA, &ov)
-	if ov.Viewer.Admin || ov.Counts[pipeline.StatusComplete] != 2 || len(ov.Counts) != 1 {
+	if ov.Viewer.Admin || ov.Counts[runstate.Complete] != 2 || len(ov.Counts) != 1 {
 		t.Fatalf("A's overview: viewer %+v counts %v", ov.Viewer, ov.Counts)
 	}
 	if ov.Latency.Count != 2 || ov.Latency.P50 <= 0 || ov.Latency.P99 < ov.Latency.P50 {
@@ -72,7 +73,7 @@ func TestOverview(t *testing.T) {
 	admin, _, err := auth.NewKeys(h.pool).Create(ctx, auth.NewKey{Name: "ops", Admin: true})
 	dbtest.Must(t, err, "admin key")
 	h.getJSON("/v1/overview", admin, &ov)
-	if !ov.Viewer.Admin || ov.Counts[pipeline.StatusComplete] != 3 {
+	if !ov.Viewer.Admin || ov.Counts[runstate.Complete] != 3 {
 		t.Fatalf("admin overview: viewer %+v counts %v", ov.Viewer, ov.Counts)
 	}
 	var w *api.WorkerView

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/api"
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Search over the 232-page PDF plus a few other documents: hybrid ranks a chunk that
@@ -35,7 +35,7 @@ func TestSearchModes(t *testing.T) {
 		if d.name == "scan_classic_hmo.pdf" {
 			pdfID = res.DocumentID
 		}
-		if doc := h.waitDocument(tok, res.DocumentID, 3*time.Minute); doc.Status != pipeline.StatusComplete {
+		if doc := h.waitDocument(tok, res.DocumentID, 3*time.Minute); doc.Status != runstate.Complete {
 			t.Fatalf("%s: %+v", d.name, doc)
 		}
 	}
@@ -102,7 +102,7 @@ func TestSearchModes(t *testing.T) {
 		{"note-6.txt", "ZB QX review."},
 	} {
 		res := h.uploadOK(tok, d.name, []byte(d.text))
-		if doc := h.waitDocument(tok, res.DocumentID, time.Minute); doc.Status != pipeline.StatusComplete {
+		if doc := h.waitDocument(tok, res.DocumentID, time.Minute); doc.Status != runstate.Complete {
 			t.Fatalf("%s: %+v", d.name, doc)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/dbtest"
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Tenant isolation: user B calls every endpoint that takes an id (walked from the
@@ -28,7 +28,7 @@ func TestTenantIsolation(t *testing.T) {
 	secret := "Section 7: prior authorization is required for imaging. Policy number QX-44721-ZB."
 	resA := h.uploadOK(tokA, "a-policy.md", smallDoc("A's policy", secret))
 	docA := h.waitDocument(tokA, resA.DocumentID, time.Minute)
-	if docA.Status != pipeline.StatusComplete {
+	if docA.Status != runstate.Complete {
 		t.Fatalf("A's document: %+v", docA)
 	}
 	resB := h.uploadOK(tokB, "b-notes.md", smallDoc("B's notes", "Nothing about imaging here."))
@@ -106,7 +106,7 @@ func TestTenantIsolation(t *testing.T) {
 	// A's objects are untouched and still A's.
 	var after api.Document
 	h.getJSON("/v1/documents/"+resA.DocumentID.String(), tokA, &after)
-	if after.Status != pipeline.StatusComplete || after.Chunks != docA.Chunks {
+	if after.Status != runstate.Complete || after.Chunks != docA.Chunks {
 		t.Fatalf("A's document after B's attempts: %+v", after)
 	}
 	var sr struct{ Results []api.SearchHit }

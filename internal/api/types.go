@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // LastError is why a run's last attempt failed.
@@ -27,26 +29,53 @@ type LastError struct {
 
 // Job is one pipeline run of a document.
 type Job struct {
-	ID            uuid.UUID  `json:"id" doc:"Run id (UUIDv7)."`
-	DocumentID    uuid.UUID  `json:"document_id"`
-	UserID        uuid.UUID  `json:"user_id"`
-	Filename      string     `json:"filename" doc:"Sanitized file name, for display."`
-	Status        string     `json:"status" doc:"Pipeline status: uploaded, parse_queued, parsed, parse_validated, chunking, chunks_stored, embedding_queued, embedding_in_progress, embeddings_stored, complete, failed_parse, failed_chunking, failed_embedding, duplicate."`
-	State         string     `json:"state" enum:"queued,working,retryable,done,deadletter"`
-	Stage         string     `json:"stage,omitempty" doc:"Stage the run is in or last ran."`
-	Percent       float64    `json:"percent" doc:"Progress 0-100; -1 for failed and duplicate runs."`
-	ChunksTotal   int        `json:"chunks_total"`
-	EmbedsDone    int        `json:"embeds_done"`
-	EmbedsTotal   int        `json:"embeds_total"`
-	RetryCount    int        `json:"retry_count"`
-	LastError     *LastError `json:"last_error,omitempty"`
-	CorrelationID uuid.UUID  `json:"correlation_id" doc:"Carried by every log line and event of the run."`
-	Pages         int        `json:"pages,omitempty"`
-	Tokens        int64      `json:"tokens" doc:"Embedding tokens billed."`
-	CostUSD       float64    `json:"cost_usd" doc:"External service cost of the run in US dollars."`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	ID            uuid.UUID       `json:"id" doc:"Run id (UUIDv7)."`
+	DocumentID    uuid.UUID       `json:"document_id"`
+	UserID        uuid.UUID       `json:"user_id"`
+	Filename      string          `json:"filename" doc:"Sanitized file name, for display."`
+	Status        runstate.Status `json:"status"` // documented in TransformSchema
+	State         runstate.State  `json:"state"`  // enum in TransformSchema
+	Stage         string          `json:"stage,omitempty" doc:"Stage the run is in or last ran."`
+	Percent       float64         `json:"percent" doc:"Progress 0-100; -1 for failed and duplicate runs."`
+	ChunksTotal   int             `json:"chunks_total"`
+	EmbedsDone    int             `json:"embeds_done"`
+	EmbedsTotal   int             `json:"embeds_total"`
+	RetryCount    int             `json:"retry_count"`
+	LastError     *LastError      `json:"last_error,omitempty"`
+	CorrelationID uuid.UUID       `json:"correlation_id" doc:"Carried by every log line and event of the run."`
+	Pages         int             `json:"pages,omitempty"`
+	Tokens        int64           `json:"tokens" doc:"Embedding tokens billed."`
+	CostUSD       float64         `json:"cost_usd" doc:"External service cost of the run in US dollars."`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+}
+
+// TransformSchema documents status and sets the enum of state from the run
+// vocabulary (internal/runstate), so a new status or state appears in the OpenAPI
+// document without an edit here.
+func (Job) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	s.Properties["status"].Description = "Pipeline status: " + joinVocabulary(runstate.Statuses()) + "."
+	s.Properties["state"].Enum = enumOf(runstate.States())
+	return s
+}
+
+// joinVocabulary lists values for a description: "a, b, c".
+func joinVocabulary[T ~string](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// enumOf is values as a schema enum.
+func enumOf[T ~string](values []T) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
 }
 
 func jobView(ji pipeline.JobInfo) Job {
@@ -68,21 +97,21 @@ func jobView(ji pipeline.JobInfo) Job {
 
 // Document is an uploaded document and its latest run.
 type Document struct {
-	ID        uuid.UUID `json:"id" doc:"Document id: uuid5 of the user id and the file's sha256."`
-	UserID    uuid.UUID `json:"user_id"`
-	Filename  string    `json:"filename" doc:"Sanitized file name, for display."`
-	MIME      string    `json:"mime" doc:"Type sniffed from the content."`
-	Bytes     int64     `json:"bytes"`
-	SHA256    string    `json:"sha256"`
-	Pages     int       `json:"pages,omitempty"`
-	Chunks    int       `json:"chunks" doc:"Searchable chunks."`
-	Status    string    `json:"status" doc:"Status of the latest run."`
-	State     string    `json:"state,omitempty"`
-	Stage     string    `json:"stage,omitempty"`
-	Percent   float64   `json:"percent"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Job       *Job      `json:"job,omitempty" doc:"The latest run: counts, cost, last error, timestamps."`
+	ID        uuid.UUID       `json:"id" doc:"Document id: uuid5 of the user id and the file's sha256."`
+	UserID    uuid.UUID       `json:"user_id"`
+	Filename  string          `json:"filename" doc:"Sanitized file name, for display."`
+	MIME      string          `json:"mime" doc:"Type sniffed from the content."`
+	Bytes     int64           `json:"bytes"`
+	SHA256    string          `json:"sha256"`
+	Pages     int             `json:"pages,omitempty"`
+	Chunks    int             `json:"chunks" doc:"Searchable chunks."`
+	Status    runstate.Status `json:"status" doc:"Status of the latest run."`
+	State     runstate.State  `json:"state,omitempty"`
+	Stage     string          `json:"stage,omitempty"`
+	Percent   float64         `json:"percent"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Job       *Job            `json:"job,omitempty" doc:"The latest run: counts, cost, last error, timestamps."`
 }
 
 func documentView(d pipeline.DocumentInfo) Document {

@@ -24,6 +24,7 @@ import (
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // UploadResult is the answer to an upload: the document and the run processing it.
@@ -32,14 +33,14 @@ type UploadResult struct {
 	JobID      uuid.UUID `json:"job_id"`
 	// CorrelationID is the run's: the X-Correlation-Id the upload sent, or one the
 	// server made; for a duplicate, the existing run's.
-	CorrelationID uuid.UUID `json:"correlation_id" doc:"The run's correlation id, carried by every log line and event of the run: the X-Correlation-Id header of the request that started it, or one the server made. A duplicate upload gets the existing run's."`
-	Status        string    `json:"status" doc:"Status of the run."`
-	Duplicate     bool      `json:"duplicate" doc:"The same user already uploaded these bytes: this is the existing document and run, nothing new was started."`
-	Filename      string    `json:"filename,omitempty"`
-	MIME          string    `json:"mime,omitempty" doc:"Type sniffed from the content."`
-	Bytes         int64     `json:"bytes"`
-	SHA256        string    `json:"sha256" doc:"sha256 of the bytes, computed by the server."`
-	Location      string    `json:"location" doc:"URL of the document."`
+	CorrelationID uuid.UUID       `json:"correlation_id" doc:"The run's correlation id, carried by every log line and event of the run: the X-Correlation-Id header of the request that started it, or one the server made. A duplicate upload gets the existing run's."`
+	Status        runstate.Status `json:"status" doc:"Status of the run."`
+	Duplicate     bool            `json:"duplicate" doc:"The same user already uploaded these bytes: this is the existing document and run, nothing new was started."`
+	Filename      string          `json:"filename,omitempty"`
+	MIME          string          `json:"mime,omitempty" doc:"Type sniffed from the content."`
+	Bytes         int64           `json:"bytes"`
+	SHA256        string          `json:"sha256" doc:"sha256 of the bytes, computed by the server."`
+	Location      string          `json:"location" doc:"URL of the document."`
 }
 
 const uploadPath = "/v1/documents"

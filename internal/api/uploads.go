@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -45,14 +46,14 @@ type createUploadInput struct {
 
 // UploadTicket says where to PUT the bytes.
 type UploadTicket struct {
-	DocumentID  uuid.UUID  `json:"document_id" doc:"The document the bytes will become (uuid5 of user and sha256)."`
-	UploadURL   string     `json:"upload_url,omitempty" doc:"PUT the raw bytes here (no auth header) before expires_at."`
-	Method      string     `json:"method,omitempty" example:"PUT"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	CompleteURL string     `json:"complete_url,omitempty" doc:"POST here after the PUT to start processing."`
-	Duplicate   bool       `json:"duplicate" doc:"The user already has these bytes: no upload needed; job_id and status are the existing run's."`
-	JobID       *uuid.UUID `json:"job_id,omitempty" doc:"The run's id: the existing run for a duplicate, else the id the run will have once complete is called."`
-	Status      string     `json:"status,omitempty"`
+	DocumentID  uuid.UUID       `json:"document_id" doc:"The document the bytes will become (uuid5 of user and sha256)."`
+	UploadURL   string          `json:"upload_url,omitempty" doc:"PUT the raw bytes here (no auth header) before expires_at."`
+	Method      string          `json:"method,omitempty" example:"PUT"`
+	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+	CompleteURL string          `json:"complete_url,omitempty" doc:"POST here after the PUT to start processing."`
+	Duplicate   bool            `json:"duplicate" doc:"The user already has these bytes: no upload needed; job_id and status are the existing run's."`
+	JobID       *uuid.UUID      `json:"job_id,omitempty" doc:"The run's id: the existing run for a duplicate, else the id the run will have once complete is called."`
+	Status      runstate.Status `json:"status,omitempty"`
 	// CorrelationID is set for a duplicate only: the run's id is chosen at complete.
 	CorrelationID *uuid.UUID `json:"correlation_id,omitempty" doc:"Duplicate only: the existing run's correlation id. (A new run's is set by X-Correlation-Id on the complete request.)"`
 }

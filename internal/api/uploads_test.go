@@ -10,7 +10,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/api"
 	"github.com/docpipe/docpipe/internal/dbtest"
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 func (h *harness) put(rawURL string, data []byte) response {
@@ -75,7 +75,7 @@ func TestSignedUploadLargePDF(t *testing.T) {
 		t.Fatalf("the run is %s, the ticket promised %v", res.JobID, tk.JobID)
 	}
 	doc := h.waitDocument(tok, res.DocumentID, 3*time.Minute)
-	if doc.Status != pipeline.StatusComplete || doc.Pages != 232 {
+	if doc.Status != runstate.Complete || doc.Pages != 232 {
 		t.Fatalf("document %+v", doc)
 	}
 	// The staging object is gone; only the verified original and the parsed markdown remain.

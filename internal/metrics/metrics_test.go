@@ -26,6 +26,7 @@ import (
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -158,7 +159,7 @@ func TestMetricsAgreeWithDatabase(t *testing.T) {
 		ji, err := pipeline.Wait(ctx, pool, id, nil)
 		cancel()
 		dbtest.Must(t, err, "wait %s", id)
-		if !pipeline.Terminal(ji.Status) {
+		if !ji.Status.Terminal() {
 			t.Fatalf("run %s ended in %s", id, ji.Status)
 		}
 	}
@@ -258,18 +259,21 @@ func TestMetricsDatabaseDown(t *testing.T) {
 // The package's lists of statuses and stages are the pipeline's.
 func TestStatusListsMatchPipeline(t *testing.T) {
 	all := slices.Concat(metrics.ActiveStatuses, metrics.DoneStatuses, metrics.FailedStatuses)
-	for _, s := range all {
-		if pipeline.Percent(s, 0, 0) == -1 && !pipeline.Terminal(s) {
+	for _, str := range all {
+		s := runstate.Status(str)
+		if runstate.Percent(s, 0, 0) == -1 && !s.Terminal() {
 			t.Errorf("status %s is unknown to the pipeline", s)
 		}
 	}
-	for _, s := range metrics.ActiveStatuses {
-		if pipeline.Terminal(s) {
+	for _, str := range metrics.ActiveStatuses {
+		s := runstate.Status(str)
+		if s.Terminal() {
 			t.Errorf("status %s is terminal in the pipeline", s)
 		}
 	}
-	for _, s := range slices.Concat(metrics.DoneStatuses, metrics.FailedStatuses) {
-		if !pipeline.Terminal(s) {
+	for _, str := range slices.Concat(metrics.DoneStatuses, metrics.FailedStatuses) {
+		s := runstate.Status(str)
+		if !s.Terminal() {
 			t.Errorf("status %s is not terminal in the pipeline", s)
 		}
 	}

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -25,16 +27,16 @@ var ErrBusy = errors.New("a stage is still working on the document")
 const CodeCancelled = "CANCELLED"
 
 // stageForStatus is the stage that moves a run out of status (nil for terminal ones).
-func stageForStatus(status string) *stage {
-	if status == StatusUploaded {
+func stageForStatus(status runstate.Status) *stage {
+	if status == runstate.Uploaded {
 		return stageParse
 	}
 	for _, s := range stages {
-		if contains(s.accepts, status) || s.working == status {
+		if slices.Contains(s.accepts, status) || s.working == status {
 			return s
 		}
 	}
-	if status == StatusChunksStored {
+	if status == runstate.ChunksStored {
 		return stageEmbed
 	}
 	return nil
@@ -48,7 +50,7 @@ func stageForStatus(status string) *stage {
 // ErrNotActive (the run is complete, duplicate or already dead-lettered).
 func (p *Pipeline) Cancel(ctx context.Context, s Scope, jobID uuid.UUID, reason string) (JobInfo, error) {
 	var docID, corrID uuid.UUID
-	var from, failStatus string
+	var from, failStatus runstate.Status
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var userID uuid.UUID
 		err := tx.QueryRow(ctx, `SELECT j.status, j.document_id, j.correlation_id, d.user_id
@@ -60,7 +62,7 @@ func (p *Pipeline) Cancel(ctx context.Context, s Scope, jobID uuid.UUID, reason 
 			return err
 		}
 		st := stageForStatus(from)
-		if Terminal(from) || st == nil {
+		if from.Terminal() || st == nil {
 			return fmt.Errorf("%w (status %s)", ErrNotActive, from)
 		}
 		failStatus = st.failStatus

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -117,7 +118,8 @@ LEFT JOIN LATERAL (SELECT * FROM upload_pipeline.upload_jobs x WHERE x.document_
 func scanDocument(row pgx.Row) (DocumentInfo, error) {
 	var d DocumentInfo
 	var jobID, corrID *uuid.UUID
-	var status, state *string
+	var status *runstate.Status
+	var state *runstate.State
 	var progress, le []byte
 	var retries *int
 	var tokens *int64
@@ -136,7 +138,7 @@ func scanDocument(row pgx.Row) (DocumentInfo, error) {
 	_ = json.Unmarshal(progress, &pr)
 	ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal = intField(pr, "chunks_total"), intField(pr, "embeds_done"), intField(pr, "embeds_total")
 	ji.Stage, _ = pr["stage"].(string)
-	ji.Percent = Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
+	ji.Percent = runstate.Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
 	if len(le) > 0 {
 		ji.LastError = le
 	}
@@ -258,7 +260,7 @@ func (p *Pipeline) Lookup(ctx context.Context, userID uuid.UUID, fileSHA256 stri
 }
 
 // ScopedRetry re-drives a dead-lettered run the scope may see (see Retry).
-func (p *Pipeline) ScopedRetry(ctx context.Context, s Scope, jobID uuid.UUID) (string, error) {
+func (p *Pipeline) ScopedRetry(ctx context.Context, s Scope, jobID uuid.UUID) (runstate.Status, error) {
 	if _, err := ScopedJob(ctx, p.pool, s, jobID); err != nil {
 		return "", err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/mock"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // openAITwin starts the OpenAI twin and a client for it with fast backoff.
@@ -60,7 +61,7 @@ func TestOpenAITwinFaultsNoRetryStorm(t *testing.T) {
 			subs = append(subs, e.submit(t, fmt.Sprintf("policy-%03d.md", i), doc(i, sections)))
 		}
 		for _, s := range subs {
-			if ji := e.wait(t, s.JobID, 3*time.Minute); ji.Status != pipeline.StatusComplete {
+			if ji := e.wait(t, s.JobID, 3*time.Minute); ji.Status != runstate.Complete {
 				t.Fatalf("job %s: %s %s", s.JobID, ji.Status, ji.LastError)
 			}
 		}
@@ -127,7 +128,7 @@ func TestOpenAIInsufficientQuotaDeadletters(t *testing.T) {
 	e := newEnv(t, setupOpts{embedder: client})
 	s := e.submit(t, "quota.md", doc(1, 1))
 	ji := e.wait(t, s.JobID, time.Minute)
-	if ji.Status != pipeline.StatusFailedEmbedding || ji.State != "deadletter" || !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") {
+	if ji.Status != runstate.FailedEmbedding || ji.State != "deadletter" || !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") {
 		t.Fatalf("status %s/%s, last error %s", ji.Status, ji.State, ji.LastError)
 	}
 	if ji.RetryCount != 0 {
@@ -153,7 +154,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 		Now:           func() time.Time { return time.Unix(0, now.Load()) },
 	}})
 	first := e.submit(t, "first.md", doc(1, 2))
-	if ji := e.wait(t, first.JobID, time.Minute); ji.Status != pipeline.StatusComplete {
+	if ji := e.wait(t, first.JobID, time.Minute); ji.Status != runstate.Complete {
 		t.Fatalf("first: %s %s", ji.Status, ji.LastError)
 	}
 	second := e.submit(t, "second.md", doc(2, 2))
@@ -167,7 +168,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // several re-checks while paused
 	ji, err := pipeline.GetJob(t.Context(), e.pool, second.JobID)
 	dbtest.Must(t, err, "get")
-	if pipeline.Terminal(ji.Status) || ji.State == "deadletter" {
+	if ji.Status.Terminal() || ji.State == "deadletter" {
 		t.Fatalf("paused job ended: %s/%s", ji.Status, ji.State)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'BUDGET_PAUSED'`, second.JobID); n != 1 {
@@ -179,7 +180,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 		}
 	}
 	now.Store(day1.Add(24 * time.Hour).UnixNano()) // the next day
-	if ji := e.wait(t, second.JobID, time.Minute); ji.Status != pipeline.StatusComplete {
+	if ji := e.wait(t, second.JobID, time.Minute); ji.Status != runstate.Complete {
 		t.Fatalf("second after the day turned: %s %s", ji.Status, ji.LastError)
 	}
 	if n := e.count(t, `SELECT count(DISTINCT day) FROM upload_pipeline.usage_daily WHERE service = 'openai'`); n != 2 {

@@ -30,6 +30,7 @@ import (
 	"github.com/docpipe/docpipe/internal/mock"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -151,7 +152,7 @@ func TestLargePDFDeterministicAndSearchable(t *testing.T) {
 		e := newEnv(t, setupOpts{})
 		s := e.submit(t, "scan_classic_hmo.pdf", data)
 		ji := e.wait(t, s.JobID, 3*time.Minute)
-		if ji.Status != pipeline.StatusComplete {
+		if ji.Status != runstate.Complete {
 			t.Fatalf("run %d: status %s, last error %s", i, ji.Status, ji.LastError)
 		}
 		if ji.Pages != 232 {
@@ -210,11 +211,11 @@ func TestSameFileTwiceIsOneDocument(t *testing.T) {
 		t.Errorf("%d submissions reported duplicate, want %d", dups, len(subs)-1)
 	}
 	ji := e.wait(t, subs[0].JobID, time.Minute)
-	if ji.Status != pipeline.StatusComplete {
+	if ji.Status != runstate.Complete {
 		t.Fatalf("status %s", ji.Status)
 	}
 	again := e.submit(t, "again.md", data)
-	if !again.Duplicate || again.JobID != subs[0].JobID || again.Status != pipeline.StatusComplete {
+	if !again.Duplicate || again.JobID != subs[0].JobID || again.Status != runstate.Complete {
 		t.Fatalf("resubmit after completion: %+v", again)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.documents`); n != 1 {
@@ -235,7 +236,7 @@ func TestSameFileTwiceIsOneDocument(t *testing.T) {
 		t.Fatal("different bytes reported as the same upload")
 	}
 	dji := e.wait(t, dup.JobID, time.Minute)
-	if dji.Status != pipeline.StatusDuplicate {
+	if dji.Status != runstate.Duplicate {
 		t.Fatalf("same parsed content: status %s, want duplicate", dji.Status)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = $1`, dup.DocumentID); n != 0 {
@@ -254,7 +255,7 @@ func TestConcurrentWorkersDrainBacklog(t *testing.T) {
 		jobs[i] = e.submit(t, fmt.Sprintf("doc-%03d.md", i), fmt.Appendf(nil, "# Document %d\n\nCoverage note number %d: copay applies to visit type %d.\n", i, i, i%7)).JobID
 	}
 	for _, id := range jobs {
-		if ji := e.wait(t, id, 2*time.Minute); ji.Status != pipeline.StatusComplete {
+		if ji := e.wait(t, id, 2*time.Minute); ji.Status != runstate.Complete {
 			t.Fatalf("job %s: %s %s", id, ji.Status, ji.LastError)
 		}
 	}
@@ -314,7 +315,7 @@ func TestEmbedFailuresRetryDeadletterRedrive(t *testing.T) {
 	f.transientLeft.Store(2)
 	s := e.submit(t, "transient.md", []byte("# Transient\n\nThis one succeeds on the third embedding attempt.\n"))
 	ji := e.wait(t, s.JobID, time.Minute)
-	if ji.Status != pipeline.StatusComplete || ji.RetryCount != 2 {
+	if ji.Status != runstate.Complete || ji.RetryCount != 2 {
 		t.Fatalf("after transient failures: status %s retries %d (%s)", ji.Status, ji.RetryCount, ji.LastError)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND type = 'retry' AND code = 'UPSTREAM_503'`, s.JobID); n != 2 {
@@ -324,7 +325,7 @@ func TestEmbedFailuresRetryDeadletterRedrive(t *testing.T) {
 	f.permanent.Store(true)
 	s2 := e.submit(t, "permanent.md", []byte("# Permanent\n\nThis one hits a permanent embedding error.\n"))
 	ji = e.wait(t, s2.JobID, time.Minute)
-	if ji.Status != pipeline.StatusFailedEmbedding || ji.State != pipeline.StateDeadletter {
+	if ji.Status != runstate.FailedEmbedding || ji.State != runstate.Deadletter {
 		t.Fatalf("after permanent failure: %s/%s", ji.Status, ji.State)
 	}
 	if !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") || !strings.Contains(string(ji.LastError), "no quota left") {
@@ -340,11 +341,11 @@ func TestEmbedFailuresRetryDeadletterRedrive(t *testing.T) {
 	f.permanent.Store(false)
 	status, err := e.pipes[0].Retry(context.Background(), s2.JobID)
 	dbtest.Must(t, err, "retry")
-	if status != pipeline.StatusEmbeddingQueued {
-		t.Errorf("re-driven to %s, want %s", status, pipeline.StatusEmbeddingQueued)
+	if status != runstate.EmbeddingQueued {
+		t.Errorf("re-driven to %s, want %s", status, runstate.EmbeddingQueued)
 	}
 	ji = e.wait(t, s2.JobID, time.Minute)
-	if ji.Status != pipeline.StatusComplete {
+	if ji.Status != runstate.Complete {
 		t.Fatalf("after re-drive: %s %s", ji.Status, ji.LastError)
 	}
 }
@@ -387,7 +388,7 @@ func TestBadInputFailsParseReadably(t *testing.T) {
 	for name, data := range inputs {
 		s := e.submit(t, name, data)
 		ji := e.wait(t, s.JobID, time.Minute)
-		if ji.Status != pipeline.StatusFailedParse || ji.State != pipeline.StateDeadletter {
+		if ji.Status != runstate.FailedParse || ji.State != runstate.Deadletter {
 			t.Errorf("%s: status %s/%s, want failed_parse/deadletter", name, ji.Status, ji.State)
 			continue
 		}
@@ -431,7 +432,7 @@ func TestLongEmbeddingContinuesAcrossAttempts(t *testing.T) {
 	}
 	s := e.submit(t, "long.md", []byte(doc.String()))
 	ji := e.wait(t, s.JobID, 2*time.Minute)
-	if ji.Status != pipeline.StatusComplete || ji.RetryCount != 0 {
+	if ji.Status != runstate.Complete || ji.RetryCount != 0 {
 		t.Fatalf("status %s, retries %d, last error %s", ji.Status, ji.RetryCount, ji.LastError)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND stage = 'embed' AND type = 'stage_started'`, s.JobID); n < 2 {
@@ -458,7 +459,7 @@ func TestRemoteParserMatchesLocal(t *testing.T) {
 			dbtest.Must(t, err, "read sample")
 			s := e.submit(t, f, data)
 			ji := e.wait(t, s.JobID, time.Minute)
-			if ji.Status != pipeline.StatusComplete {
+			if ji.Status != runstate.Complete {
 				t.Fatalf("%s (remote=%v): %s %s", f, remote, ji.Status, ji.LastError)
 			}
 			v := shas[f]
@@ -493,7 +494,7 @@ func TestRemoteParseDeadline(t *testing.T) {
 	e := newEnv(t, setupOpts{remote: client, opts: pipeline.Options{RemoteParseDeadline: 2 * time.Second}})
 	s := e.submit(t, "stuck.md", []byte("# Never\n\nThis parse never finishes.\n"))
 	ji := e.wait(t, s.JobID, time.Minute)
-	if ji.Status != pipeline.StatusFailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_EXPIRED") {
+	if ji.Status != runstate.FailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_EXPIRED") {
 		t.Fatalf("status %s, last error %s", ji.Status, ji.LastError)
 	}
 	if polls := e.count(t, `SELECT (progress->>'remote_polls')::int FROM upload_pipeline.upload_jobs WHERE job_id = $1`, s.JobID); polls < 1 {
@@ -554,7 +555,7 @@ func TestRemoteParseWebhookPath(t *testing.T) {
 		dbtest.Must(t, err, "read sample")
 		s := e.submit(t, f, data)
 		ji := e.wait(t, s.JobID, time.Minute)
-		if ji.Status != pipeline.StatusComplete {
+		if ji.Status != runstate.Complete {
 			t.Fatalf("%s: %s %s", f, ji.Status, ji.LastError)
 		}
 		for code, want := range map[string]int{"PARSE_REQUESTED": 1, "LLAMAPARSE_WEBHOOK": 1} {
@@ -607,9 +608,9 @@ func TestRemoteParsePartialSuccess(t *testing.T) {
 		ji := e.wait(t, s.JobID, time.Minute)
 		warnings := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'LLAMAPARSE_PARTIAL_SUCCESS'`, s.JobID)
 		switch {
-		case !reject && (ji.Status != pipeline.StatusComplete || warnings != 1):
+		case !reject && (ji.Status != runstate.Complete || warnings != 1):
 			t.Errorf("accept: %s, %d warnings", ji.Status, warnings)
-		case reject && (ji.Status != pipeline.StatusFailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_PARTIAL")):
+		case reject && (ji.Status != runstate.FailedParse || !strings.Contains(string(ji.LastError), "LLAMAPARSE_PARTIAL")):
 			t.Errorf("fail: %s %s", ji.Status, ji.LastError)
 		}
 	}
@@ -639,7 +640,7 @@ func TestRemoteParseJobLostIsResubmitted(t *testing.T) {
 	}
 	current.Store(second) // the service restarts and knows nothing of the first job
 	ji := e.wait(t, s.JobID, time.Minute)
-	if ji.Status != pipeline.StatusComplete {
+	if ji.Status != runstate.Complete {
 		t.Fatalf("status %s %s", ji.Status, ji.LastError)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'LLAMAPARSE_JOB_LOST'`, s.JobID); n != 1 {

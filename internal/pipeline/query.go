@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Querier is what read paths need (a pool, a connection or a transaction).
@@ -25,8 +27,8 @@ type JobInfo struct {
 	DocumentID    uuid.UUID       `json:"document_id"`
 	UserID        uuid.UUID       `json:"user_id"`
 	Filename      string          `json:"filename"`
-	Status        string          `json:"status"`
-	State         string          `json:"state"`
+	Status        runstate.Status `json:"status"`
+	State         runstate.State  `json:"state"`
 	Stage         string          `json:"stage,omitempty"`
 	Percent       float64         `json:"percent"`
 	ChunksTotal   int             `json:"chunks_total"`
@@ -61,7 +63,7 @@ func scanJobInfo(row pgx.Row) (JobInfo, error) {
 	_ = json.Unmarshal(progress, &pr)
 	ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal = intField(pr, "chunks_total"), intField(pr, "embeds_done"), intField(pr, "embeds_total")
 	ji.Stage, _ = pr["stage"].(string)
-	ji.Percent = Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
+	ji.Percent = runstate.Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
 	if len(le) > 0 {
 		ji.LastError = le
 	}

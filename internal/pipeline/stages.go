@@ -18,6 +18,7 @@ import (
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/parse"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -57,14 +58,14 @@ func (r *run) parse(ctx context.Context) (applyFunc, error) {
 		return nil, fault.Wrap(fault.Transient, "STORAGE_WRITE", err, "could not store the parsed document")
 	}
 	r.log.Info("parsed", "parser", doc.Parser, "pages", doc.Pages, "markdown_bytes", obj.Size)
-	return func(ctx context.Context, tx pgx.Tx) (string, *stage, error) {
+	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, *stage, error) {
 		_, err := tx.Exec(ctx, `UPDATE upload_pipeline.documents
 			SET parsed_path = $2, page_count = nullif($3, 0), mime = coalesce(nullif($4, ''), mime)
 			WHERE document_id = $1`, r.docID, key, doc.Pages, doc.MIME)
 		if err != nil {
 			return "", nil, err
 		}
-		return StatusParsed, stageValidate, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
+		return runstate.Parsed, stageValidate, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
 			"parser": doc.Parser, "parser_version": doc.ParserVersion, "pages": doc.Pages, "bytes": obj.Size})
 	}, nil
 }
@@ -186,7 +187,7 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 			return nil, fault.Wrap(fault.Transient, "STORAGE_WRITE", err, "could not store the normalized document")
 		}
 	}
-	return func(ctx context.Context, tx pgx.Tx) (string, *stage, error) {
+	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, *stage, error) {
 		// Serialize validations of the same content for the same user.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 1))`, r.userID, sha); err != nil {
 			return "", nil, err
@@ -202,7 +203,7 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 			ORDER BY d.created_at, d.document_id LIMIT 1`, r.userID, sha, r.docID).Scan(&dupOf)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			return StatusParseValidated, stageChunk, nil
+			return runstate.ParseValidated, stageChunk, nil
 		case err != nil:
 			return "", nil, err
 		}
@@ -210,7 +211,7 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 			return "", nil, err
 		}
 		r.log.Info("parsed content duplicates another document of this user", "duplicate_of", dupOf)
-		return StatusDuplicate, nil, r.event(ctx, tx, "duplicate", "info", "PARSED_DUPLICATE", map[string]any{"duplicate_of": dupOf})
+		return runstate.Duplicate, nil, r.event(ctx, tx, "duplicate", "info", "PARSED_DUPLICATE", map[string]any{"duplicate_of": dupOf})
 	}, nil
 }
 
@@ -237,7 +238,7 @@ func (r *run) chunk(ctx context.Context) (applyFunc, error) {
 		m, _ := json.Marshal(map[string]any{"heading_path": nonNil(c.HeadingPath), "page_start": c.PageStart, "page_end": c.PageEnd})
 		metas[i] = string(m)
 	}
-	return func(ctx context.Context, tx pgx.Tx) (string, *stage, error) {
+	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, *stage, error) {
 		tag, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.document_chunk_buffer
 			(chunk_id, document_id, chunker_name, chunker_version, chunk_ord, chunk_sha, text, token_count, meta)
 			SELECT u.id, $1, $2, $3, u.ord, u.sha, u.text, u.tokens, u.meta::jsonb
@@ -253,7 +254,7 @@ func (r *run) chunk(ctx context.Context) (applyFunc, error) {
 			r.jobID, name, version, pj); err != nil {
 			return "", nil, err
 		}
-		return StatusEmbeddingQueued, stageEmbed, r.event(ctx, tx, "stage_done", "info", "CHUNK_BUFFERED", map[string]any{
+		return runstate.EmbeddingQueued, stageEmbed, r.event(ctx, tx, "stage_done", "info", "CHUNK_BUFFERED", map[string]any{
 			"chunks": n, "inserted": tag.RowsAffected(), "chunker": name + "@" + version})
 	}, nil
 }
@@ -368,7 +369,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 			}
 			_, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 				SET progress = progress || jsonb_build_object('embeds_done', $2::int, 'embeds_total', $3::int, 'percent', $4::float8)
-				WHERE job_id = $1`, r.jobID, done, total, Percent(StatusEmbeddingInProgress, done, total))
+				WHERE job_id = $1`, r.jobID, done, total, runstate.Percent(runstate.EmbeddingInProgress, done, total))
 			return err
 		})
 		if err != nil {
@@ -382,7 +383,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 			}
 		}
 	}
-	return func(ctx context.Context, tx pgx.Tx) (string, *stage, error) {
+	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, *stage, error) {
 		var have int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.document_vector_buffer v
 			JOIN upload_pipeline.document_chunk_buffer c USING (chunk_id)
@@ -393,7 +394,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		if have != total {
 			return "", nil, fault.Transientf("EMBED_INCOMPLETE", "%d of %d chunks have vectors", have, total)
 		}
-		return StatusEmbeddingsStored, stageFinalize, r.event(ctx, tx, "stage_done", "info", "EMBED_BUFFERED", map[string]any{
+		return runstate.EmbeddingsStored, stageFinalize, r.event(ctx, tx, "stage_done", "info", "EMBED_BUFFERED", map[string]any{
 			"vectors": have, "model": model})
 	}, nil
 }
@@ -428,7 +429,7 @@ func (r *run) finalize(ctx context.Context) (applyFunc, error) {
 		return nil, fault.Permanentf("EMBED_MODEL_UNKNOWN", "the run has no recorded embedding model")
 	}
 	name, cver := r.p.opts.ChunkerName, r.p.opts.ChunkerVersion
-	return func(ctx context.Context, tx pgx.Tx) (string, *stage, error) {
+	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, *stage, error) {
 		if _, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.document_chunks
 			(chunk_id, document_id, user_id, chunker_name, chunker_version, chunk_ord, chunk_sha, text, token_count, meta,
 			 embed_model, embed_version, dims, embedding, vector_sha)
@@ -456,6 +457,6 @@ func (r *run) finalize(ctx context.Context) (applyFunc, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = $1`, r.docID); err != nil {
 			return "", nil, err
 		}
-		return StatusComplete, nil, nil
+		return runstate.Complete, nil, nil
 	}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docpipe/docpipe/internal/parse"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -40,7 +41,7 @@ type Submitted struct {
 	JobID         uuid.UUID
 	CorrelationID uuid.UUID // the run's (for a duplicate: the existing run's, not the submission's)
 	Duplicate     bool      // the same user already uploaded the same bytes: nothing new was created
-	Status        string
+	Status        runstate.Status
 }
 
 // Submit stores the bytes, then creates the document and its run and queues parsing,
@@ -106,13 +107,13 @@ func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) 
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET status = 'parse_queued',
-			progress = jsonb_build_object('percent', $2::float8, 'stage', 'parse') WHERE job_id = $1`, jobID, Percent(StatusParseQueued, 0, 0)); err != nil {
+			progress = jsonb_build_object('percent', $2::float8, 'stage', 'parse') WHERE job_id = $1`, jobID, runstate.Percent(runstate.ParseQueued, 0, 0)); err != nil {
 			return err
 		}
 		if err := p.enqueue(ctx, tx, stageParse, jobID); err != nil {
 			return err
 		}
-		out = Submitted{DocumentID: docID, JobID: jobID, CorrelationID: corrID, Status: StatusParseQueued}
+		out = Submitted{DocumentID: docID, JobID: jobID, CorrelationID: corrID, Status: runstate.ParseQueued}
 		return nil
 	})
 	if errors.Is(err, errDuplicate) {
@@ -162,11 +163,12 @@ var ErrNotFound = errors.New("not found")
 
 // Retry re-drives a dead-lettered run: it goes back to the entry status of the stage
 // that failed, and that stage's job is queued again, in one transaction.
-func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (string, error) {
-	var status, state string
+func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (runstate.Status, error) {
+	var status runstate.Status
+	var state runstate.State
 	var docID, corrID uuid.UUID
 	var le []byte
-	var entry string
+	var entry runstate.Status
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `SELECT status, state, document_id, correlation_id, last_error
 			FROM upload_pipeline.upload_jobs WHERE job_id = $1 FOR UPDATE`, jobID).Scan(&status, &state, &docID, &corrID, &le)
@@ -175,20 +177,20 @@ func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (string, error) {
 		} else if err != nil {
 			return err
 		}
-		if state != StateDeadletter {
+		if state != runstate.Deadletter {
 			return fmt.Errorf("%w (status %s, state %s)", ErrNotDeadLettered, status, state)
 		}
 		var last lastError
 		_ = json.Unmarshal(le, &last)
 		s := stageByName(last.Stage)
 		if s == nil {
-			s = map[string]*stage{StatusFailedParse: stageParse, StatusFailedChunking: stageChunk, StatusFailedEmbedding: stageEmbed}[status]
+			s = map[runstate.Status]*stage{runstate.FailedParse: stageParse, runstate.FailedChunking: stageChunk, runstate.FailedEmbedding: stageEmbed}[status]
 		}
 		entry = s.entry
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 			SET status = $2, state = 'queued', finished_at = NULL,
 			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
-			WHERE job_id = $1`, jobID, entry, Percent(entry, 0, 0), s.name); err != nil {
+			WHERE job_id = $1`, jobID, entry, runstate.Percent(entry, 0, 0), s.name); err != nil {
 			return err
 		}
 		if err := insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "redrive", stage: s.name,
@@ -219,7 +221,7 @@ func Wait(ctx context.Context, q Querier, jobID uuid.UUID, onProgress func(JobIn
 			onProgress(info)
 		}
 		last = info
-		if Terminal(info.Status) {
+		if info.Status.Terminal() {
 			return info, nil
 		}
 		select {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docpipe/docpipe/internal/llamaparse"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // ErrWebhookToken is returned for a webhook whose token does not match its job id.
@@ -45,7 +46,8 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		return res, err
 	}
 	sum := sha256.Sum256(body)
-	var status, remoteID string
+	var status runstate.Status
+	var remoteID string
 	duplicate := false
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT document_id, correlation_id, status, coalesce(parse_job_id, '')
@@ -78,7 +80,7 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		log.Info("llamaparse webhook repeated; ignored")
 		return res, nil
 	}
-	if status != StatusParseQueued {
+	if status != runstate.ParseQueued {
 		log.Info("llamaparse webhook after the parse stage moved on; nothing to wake", "status", status)
 		return res, nil // the run has moved on (polling got there first)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // StageArgs are the arguments of every stage job: the upload job (run) to advance.
@@ -47,27 +49,27 @@ type stageArgs interface {
 
 // applyFunc writes a stage's durable result inside the final transaction and returns
 // the status to move to and the next stage (nil when the run ends).
-type applyFunc func(ctx context.Context, tx pgx.Tx) (status string, next *stage, err error)
+type applyFunc func(ctx context.Context, tx pgx.Tx) (status runstate.Status, next *stage, err error)
 
 // stage describes one step of the machine.
 type stage struct {
 	name       string
-	accepts    []string // statuses in which the stage may (re)run
-	working    string   // status written when the stage starts ("" = unchanged)
-	entry      string   // status a re-drive puts the run back into
-	failStatus string   // dead-letter status
-	priority   int      // River priority (1 = first); later stages first so documents finish
+	accepts    []runstate.Status // statuses in which the stage may (re)run
+	working    runstate.Status   // status written when the stage starts ("" = unchanged)
+	entry      runstate.Status   // status a re-drive puts the run back into
+	failStatus runstate.Status   // dead-letter status
+	priority   int               // River priority (1 = first); later stages first so documents finish
 	args       func(uuid.UUID) river.JobArgs
 	do         func(ctx context.Context, r *run) (applyFunc, error)
 	register   func(*river.Workers, *Pipeline)
 }
 
 var (
-	stageParse    = &stage{name: "parse", accepts: []string{StatusParseQueued}, entry: StatusParseQueued, failStatus: StatusFailedParse, priority: 4}
-	stageValidate = &stage{name: "validate", accepts: []string{StatusParsed}, entry: StatusParsed, failStatus: StatusFailedParse, priority: 3}
-	stageChunk    = &stage{name: "chunk", accepts: []string{StatusParseValidated, StatusChunking}, working: StatusChunking, entry: StatusParseValidated, failStatus: StatusFailedChunking, priority: 3}
-	stageEmbed    = &stage{name: "embed", accepts: []string{StatusEmbeddingQueued, StatusEmbeddingInProgress}, working: StatusEmbeddingInProgress, entry: StatusEmbeddingQueued, failStatus: StatusFailedEmbedding, priority: 2}
-	stageFinalize = &stage{name: "finalize", accepts: []string{StatusEmbeddingsStored}, entry: StatusEmbeddingsStored, failStatus: StatusFailedEmbedding, priority: 1}
+	stageParse    = &stage{name: "parse", accepts: []runstate.Status{runstate.ParseQueued}, entry: runstate.ParseQueued, failStatus: runstate.FailedParse, priority: 4}
+	stageValidate = &stage{name: "validate", accepts: []runstate.Status{runstate.Parsed}, entry: runstate.Parsed, failStatus: runstate.FailedParse, priority: 3}
+	stageChunk    = &stage{name: "chunk", accepts: []runstate.Status{runstate.ParseValidated, runstate.Chunking}, working: runstate.Chunking, entry: runstate.ParseValidated, failStatus: runstate.FailedChunking, priority: 3}
+	stageEmbed    = &stage{name: "embed", accepts: []runstate.Status{runstate.EmbeddingQueued, runstate.EmbeddingInProgress}, working: runstate.EmbeddingInProgress, entry: runstate.EmbeddingQueued, failStatus: runstate.FailedEmbedding, priority: 2}
+	stageFinalize = &stage{name: "finalize", accepts: []runstate.Status{runstate.EmbeddingsStored}, entry: runstate.EmbeddingsStored, failStatus: runstate.FailedEmbedding, priority: 1}
 	stages        = []*stage{stageParse, stageValidate, stageChunk, stageEmbed, stageFinalize}
 )
 
@@ -135,7 +137,7 @@ type run struct {
 	docID    uuid.UUID
 	userID   uuid.UUID
 	corrID   uuid.UUID
-	status   string
+	status   runstate.Status
 	filename string
 	mime     string
 	rawPath  string
@@ -194,7 +196,7 @@ func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jo
 	r.log = p.log.With("job_id", jobID, "document_id", r.docID, "correlation_id", r.corrID, "stage", s.name,
 		"attempt", job.Attempt, "river_job_id", job.ID)
 
-	if !contains(s.accepts, r.status) {
+	if !slices.Contains(s.accepts, r.status) {
 		// Already advanced (a duplicate delivery or a retry after a crash past the
 		// commit), or ended: nothing to do.
 		r.log.Info("stage has nothing to do in this status", "status", r.status)
@@ -224,15 +226,6 @@ func (p *Pipeline) completeOnly(ctx context.Context, conn *pgxpool.Conn, complet
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return complete(ctx, tx) })
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (r *run) markStarted(ctx context.Context) error {
 	status := r.status
 	if r.st.working != "" {
@@ -242,7 +235,7 @@ func (r *run) markStarted(ctx context.Context) error {
 		_, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 			SET status = $2, state = 'working', started_at = coalesce(started_at, now()),
 			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
-			WHERE job_id = $1`, r.jobID, status, Percent(status, 0, 0), r.st.name)
+			WHERE job_id = $1`, r.jobID, status, runstate.Percent(status, 0, 0), r.st.name)
 		if err != nil {
 			return fmt.Errorf("mark %s started: %w", r.st.name, err)
 		}
@@ -255,7 +248,7 @@ func (r *run) markStarted(ctx context.Context) error {
 // commit is the stage's one transaction: durable writes, status move, next job, completion.
 func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context.Context, pgx.Tx) error, start time.Time) error {
 	return pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-		var cur string
+		var cur runstate.Status
 		if err := tx.QueryRow(ctx, `SELECT status FROM upload_pipeline.upload_jobs WHERE job_id = $1 FOR UPDATE`, r.jobID).Scan(&cur); err != nil {
 			return fmt.Errorf("lock run row: %w", err)
 		}
@@ -266,16 +259,16 @@ func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context
 		if err != nil {
 			return err
 		}
-		state := StateQueued
-		if status == StatusComplete || status == StatusDuplicate {
-			state = StateDone
+		state := runstate.Queued
+		if status == runstate.Complete || status == runstate.Duplicate {
+			state = runstate.Done
 		}
 		done, total := intField(r.progress, "embeds_done"), intField(r.progress, "embeds_total")
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 			SET status = $2, state = $3, last_error = NULL,
 			    progress = progress || jsonb_build_object('percent', $4::float8, 'stage', $5::text),
 			    finished_at = CASE WHEN $3 = 'done' THEN now() END
-			WHERE job_id = $1`, r.jobID, status, state, Percent(status, done, total), r.st.name); err != nil {
+			WHERE job_id = $1`, r.jobID, status, state, runstate.Percent(status, done, total), r.st.name); err != nil {
 			return fmt.Errorf("move to %s: %w", status, err)
 		}
 		if next != nil {
@@ -287,7 +280,7 @@ func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context
 			"status": status, "duration_ms": time.Since(start).Milliseconds()}); err != nil {
 			return err
 		}
-		if status == StatusComplete {
+		if status == runstate.Complete {
 			if err := r.event(ctx, tx, "finalized", "info", "DOCUMENT_COMPLETE", nil); err != nil {
 				return err
 			}
@@ -323,11 +316,11 @@ func (r *run) fail(ctx context.Context, cause error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := pgx.BeginFunc(wctx, r.conn, func(tx pgx.Tx) error {
-		var cur string
+		var cur runstate.Status
 		if err := tx.QueryRow(wctx, `SELECT status FROM upload_pipeline.upload_jobs WHERE job_id = $1 FOR UPDATE`, r.jobID).Scan(&cur); err != nil {
 			return err
 		}
-		if Terminal(cur) {
+		if cur.Terminal() {
 			return nil
 		}
 		if final {
