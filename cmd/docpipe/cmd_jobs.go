@@ -22,7 +22,7 @@ func jobsCmd() *cobra.Command {
 	var reason string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List runs, newest first (--state queued|working|retryable|done|deadletter or a status)",
+		Short: "List runs, newest first (--state " + runstate.Join(runstate.States(), "|") + " or a status)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var jobs []pipeline.JobInfo
 			c, err := apiClient(cmd)

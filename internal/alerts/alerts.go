@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/metrics"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Alert is one alert as GET /v1/alerts shows it.
@@ -67,7 +68,7 @@ type Options struct {
 	// Budgets are the daily budgets per service in US dollars (pipeline.Budgets).
 	Budgets map[string]float64
 	// StatusDeadlines override DefaultStatusDeadlines per status.
-	StatusDeadlines map[string]time.Duration
+	StatusDeadlines map[runstate.Status]time.Duration
 	// NoWorkerFor: jobs must wait with no live worker this long (default 20 s). A
 	// worker that dies stops counting within 20 s (its heartbeat goes stale; River's
 	// leader lease expires within 15 s), so with the 5 s interval the alert fires
@@ -149,7 +150,7 @@ type Engine struct {
 	opts      Options
 	src       *metrics.Source
 	log       *slog.Logger
-	deadlines map[string]time.Duration
+	deadlines map[runstate.Status]time.Duration
 
 	mu sync.Mutex // guards leader and db (read by Handler)
 	// leadership

@@ -360,7 +360,7 @@ func TestDocumentStuck(t *testing.T) {
 	pool, _ := dbtest.Pool(t)
 	p := newPipeline(t, pool, nil, pipeline.Options{})
 	s := submit(t, p, "stuck.md", []byte("# Stuck\n\nThis one waits in parse_queued.\n"))
-	e := startEngine(t, pool, alerts.Options{StatusDeadlines: map[string]time.Duration{"parse_queued": 300 * time.Millisecond}}, nil)
+	e := startEngine(t, pool, alerts.Options{StatusDeadlines: map[runstate.Status]time.Duration{runstate.ParseQueued: 300 * time.Millisecond}}, nil)
 
 	a := waitFor(t, e, alerts.DocumentStuck, "parse_queued", alerts.Firing)
 	checkAlert(t, a, alerts.Warning)

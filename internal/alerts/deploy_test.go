@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/docpipe/docpipe/internal/alerts"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/metrics"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 const (
@@ -111,6 +113,39 @@ func TestRulesFileMatchesEngineAndRunbook(t *testing.T) {
 	}
 	for name := range got {
 		t.Errorf("alerts.yml has %s, which the engine does not know", name)
+	}
+}
+
+var stuckBranch = regexp.MustCompile(`docpipe_documents_oldest_unchanged_seconds\{status(=|=~|!~)"([^"]*)"\}\) > (\d+)`)
+
+// alerts.yml's DocpipeDocumentStuck gives every active status of the vocabulary
+// exactly one deadline, the engine's (a new status falls into the default branch).
+func TestRulesFileStatusDeadlinesMatchEngine(t *testing.T) {
+	t.Parallel()
+	var expr string
+	for _, g := range readRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == alerts.DocumentStuck {
+				expr = r.Expr
+			}
+		}
+	}
+	branches := stuckBranch.FindAllStringSubmatch(expr, -1)
+	if len(branches) == 0 {
+		t.Fatalf("no status branches in %s: %q", alerts.DocumentStuck, expr)
+	}
+	for _, st := range runstate.ActiveStatuses() {
+		var deadlines []time.Duration
+		for _, b := range branches {
+			full := regexp.MustCompile("^(?:" + b[2] + ")$").MatchString(string(st))
+			if (b[1] == "=" && b[2] == string(st)) || (b[1] == "=~" && full) || (b[1] == "!~" && !full) {
+				secs, _ := strconv.Atoi(b[3])
+				deadlines = append(deadlines, time.Duration(secs)*time.Second)
+			}
+		}
+		if want := alerts.DefaultStatusDeadlines[st]; len(deadlines) != 1 || deadlines[0] != want {
+			t.Errorf("alerts.yml gives status %s the deadlines %v, the engine %s", st, deadlines, want)
+		}
 	}
 }
 

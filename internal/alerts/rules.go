@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docpipe/docpipe/internal/metrics"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // The rules. Names are stable: they are the alert names in deploy/prometheus/alerts.yml
@@ -54,18 +55,31 @@ func severityOf(name string) string {
 	return Warning
 }
 
-// DefaultStatusDeadlines is how long a run may stay in a status without any change
-// (upload_jobs.updated_at) before DocpipeDocumentStuck fires.
-var DefaultStatusDeadlines = map[string]time.Duration{
-	"uploaded":              5 * time.Minute,
-	"parse_queued":          45 * time.Minute, // a LlamaParse job may take up to its 30 min deadline
-	"parsed":                10 * time.Minute,
-	"parse_validated":       10 * time.Minute,
-	"chunking":              15 * time.Minute,
-	"chunks_stored":         10 * time.Minute,
-	"embedding_queued":      30 * time.Minute,
-	"embedding_in_progress": 30 * time.Minute, // every committed micro-batch counts as a change
-	"embeddings_stored":     10 * time.Minute,
+// DefaultStatusDeadline is how long a run may stay in an active status without any
+// change (upload_jobs.updated_at) before DocpipeDocumentStuck fires, unless
+// DefaultStatusDeadlines says otherwise.
+const DefaultStatusDeadline = 10 * time.Minute
+
+// DefaultStatusDeadlines is the deadline of every active status of the vocabulary
+// (runstate.ActiveStatuses): DefaultStatusDeadline, or longer or shorter where a
+// status is known to take longer or less. A new status is watched without an edit.
+var DefaultStatusDeadlines = statusDeadlines(map[runstate.Status]time.Duration{
+	runstate.Uploaded:            5 * time.Minute,
+	runstate.ParseQueued:         45 * time.Minute, // a LlamaParse job may take up to its 30 min deadline
+	runstate.Chunking:            15 * time.Minute,
+	runstate.EmbeddingQueued:     30 * time.Minute,
+	runstate.EmbeddingInProgress: 30 * time.Minute, // every committed micro-batch counts as a change
+})
+
+func statusDeadlines(special map[runstate.Status]time.Duration) map[runstate.Status]time.Duration {
+	out := map[runstate.Status]time.Duration{}
+	for _, st := range runstate.ActiveStatuses() {
+		out[st] = DefaultStatusDeadline
+		if d, ok := special[st]; ok {
+			out[st] = d
+		}
+	}
+	return out
 }
 
 // condition is a rule that holds now.
@@ -134,7 +148,7 @@ func (e *Engine) evaluate(ctx context.Context, snap *metrics.Snapshot, now time.
 		e.log.Warn("alerts: reading stuck documents failed", "error", err)
 	} else {
 		for _, s := range stuck {
-			add(DocumentStuck, s.status, "%d documents have not moved in status %s for longer than its %s deadline (the oldest for %s). "+
+			add(DocumentStuck, string(s.status), "%d documents have not moved in status %s for longer than its %s deadline (the oldest for %s). "+
 				"Check that workers run and are not failing (`docpipe jobs list`, `docpipe jobs show JOB_ID`), then the stage's external service.",
 				s.n, s.status, dur(e.deadlines[s.status].Seconds()), dur(s.oldest))
 		}
@@ -142,7 +156,7 @@ func (e *Engine) evaluate(ctx context.Context, snap *metrics.Snapshot, now time.
 	}
 
 	// Dead letters increasing.
-	if inc := e.increase(func(k metrics.StageOutcome) bool { return k.Outcome == "deadletter" }, e.opts.DeadLetterWindow); len(inc) > 0 {
+	if inc := e.increase(func(k metrics.StageOutcome) bool { return k.Outcome == metrics.AttemptDeadletter }, e.opts.DeadLetterWindow); len(inc) > 0 {
 		var total int64
 		var parts []string
 		for _, st := range sortedKeys(inc) {
@@ -156,7 +170,7 @@ func (e *Engine) evaluate(ctx context.Context, snap *metrics.Snapshot, now time.
 	done[DeadLettersIncreasing] = covers(e.opts.DeadLetterWindow)
 
 	// Stage error rate.
-	failed := e.increase(func(k metrics.StageOutcome) bool { return k.Outcome != "done" }, e.opts.ErrorRateWindow)
+	failed := e.increase(func(k metrics.StageOutcome) bool { return k.Outcome != metrics.AttemptDone }, e.opts.ErrorRateWindow)
 	all := e.increase(func(metrics.StageOutcome) bool { return true }, e.opts.ErrorRateWindow)
 	for _, st := range sortedKeys(failed) {
 		f, n := failed[st], all[st]
@@ -293,21 +307,21 @@ func (e *Engine) increase(match func(metrics.StageOutcome) bool, window time.Dur
 }
 
 type stuckStatus struct {
-	status string
+	status runstate.Status
 	n      int64
 	oldest float64
 }
 
-const sqlStuck = `
+var sqlStuck = `
 SELECT j.status, count(*), max(extract(epoch FROM now() - j.updated_at))::float8
 FROM upload_pipeline.upload_jobs j
 JOIN unnest($1::text[], $2::float8[]) AS d(status, secs) ON d.status = j.status
-WHERE j.state IN ('queued', 'working', 'retryable') AND j.updated_at < now() - make_interval(secs => d.secs)
+WHERE j.state IN (` + runstate.SQLList(runstate.ActiveStates()) + `) AND j.updated_at < now() - make_interval(secs => d.secs)
 GROUP BY j.status
 ORDER BY j.status`
 
 func (e *Engine) stuck(ctx context.Context) ([]stuckStatus, error) {
-	var statuses []string
+	var statuses []runstate.Status
 	var secs []float64
 	for st, d := range e.deadlines {
 		statuses = append(statuses, st)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 type jobPath struct {
@@ -20,10 +21,18 @@ type jobOutput struct {
 }
 
 type listJobsInput struct {
-	State      string `query:"state" enum:"queued,working,retryable,done,deadletter,uploaded,parse_queued,parsed,parse_validated,chunking,chunks_stored,embedding_queued,embedding_in_progress,embeddings_stored,complete,failed_parse,failed_chunking,failed_embedding,duplicate" doc:"Only runs in this state or status."`
-	DocumentID string `query:"document_id" doc:"Only runs of this document."`
-	Limit      int    `query:"limit" minimum:"1" maximum:"500" default:"50"`
-	Cursor     string `query:"cursor" doc:"next_cursor of the previous page."`
+	State      runFilter `query:"state" doc:"Only runs in this state or status."`
+	DocumentID string    `query:"document_id" doc:"Only runs of this document."`
+	Limit      int       `query:"limit" minimum:"1" maximum:"500" default:"50"`
+	Cursor     string    `query:"cursor" doc:"next_cursor of the previous page."`
+}
+
+// runFilter is a state or a status; its enum is the run vocabulary (internal/runstate).
+type runFilter string
+
+// Schema lists the states, then the statuses, as the enum.
+func (runFilter) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeString, Enum: append(enumOf(runstate.States()), enumOf(runstate.Statuses())...)}
 }
 
 type listJobsOutput struct {
@@ -62,7 +71,7 @@ func (s *Server) registerJobs() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-jobs", Method: http.MethodGet, Path: "/v1/jobs", Tags: []string{"jobs"},
-		Summary: "List runs", Description: "Newest first; filter by state (queued, working, retryable, done, deadletter) or status.",
+		Summary: "List runs", Description: "Newest first; filter by state (" + runstate.Join(runstate.States(), ", ") + ") or status.",
 		Errors: []int{400, 401, 422, 429},
 	}, func(ctx context.Context, in *listJobsInput) (*listJobsOutput, error) {
 		scope, _ := scopeOf(ctx)
@@ -79,7 +88,7 @@ func (s *Server) registerJobs() {
 			}
 			doc = &id
 		}
-		jobs, err := pipeline.ScopedJobs(ctx, s.d.Pool, scope, in.State, doc, pg)
+		jobs, err := pipeline.ScopedJobs(ctx, s.d.Pool, scope, string(in.State), doc, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list jobs", err)
 		}

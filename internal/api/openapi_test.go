@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // The served OpenAPI document is well-formed 3.1 and matches the mux: every route the
@@ -138,5 +139,54 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if !documented[want] {
 			t.Errorf("%s missing", want)
 		}
+	}
+}
+
+// The OpenAPI document's enums of state and status come from the run vocabulary: the
+// jobs filter takes every state and status, Job.state every state, and Job.status
+// names every status.
+func TestOpenAPIEnumsAreTheVocabulary(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum        []string `json:"enum"`
+					Description string   `json:"description"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name   string
+				Schema struct {
+					Enum []string `json:"enum"`
+				} `json:"schema"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	h.do(http.MethodGet, "/v1/openapi.json", "", nil).json(t, &doc)
+	var filter []string
+	for _, p := range doc.Paths["/v1/jobs"]["get"].Parameters {
+		if p.Name == "state" {
+			filter = p.Schema.Enum
+		}
+	}
+	states, statuses := strings.Split(runstate.Join(runstate.States(), ","), ","), strings.Split(runstate.Join(runstate.Statuses(), ","), ",")
+	if want := slices.Concat(states, statuses); !slices.Equal(filter, want) {
+		t.Errorf("GET /v1/jobs state enum %v, want %v", filter, want)
+	}
+	job := doc.Components.Schemas["Job"].Properties
+	if !slices.Equal(job["state"].Enum, states) {
+		t.Errorf("Job.state enum %v, want %v", job["state"].Enum, states)
+	}
+	for _, s := range statuses {
+		if !strings.Contains(job["status"].Description, s) {
+			t.Errorf("Job.status description %q does not name %s", job["status"].Description, s)
+		}
+	}
+	if r := h.do(http.MethodGet, "/v1/jobs?state=reviewing", token(t, userA), nil); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("GET /v1/jobs?state=reviewing: %d, want 422", r.status)
 	}
 }

@@ -170,9 +170,9 @@ GROUP BY 1`
 
 	sqlOverviewThroughput = `
 SELECT date_trunc('minute', j.finished_at),
-       count(*) FILTER (WHERE j.status = 'complete')::int,
-       coalesce(sum((j.progress->>'chunks_total')::int) FILTER (WHERE j.status = 'complete'), 0)::int,
-       count(*) FILTER (WHERE j.status LIKE 'failed\_%')::int
+       count(*) FILTER (WHERE j.status = $2)::int,
+       coalesce(sum((j.progress->>'chunks_total')::int) FILTER (WHERE j.status = $2), 0)::int,
+       count(*) FILTER (WHERE j.status = ANY($3))::int
 FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
 WHERE j.finished_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR d.user_id = $1)
 GROUP BY 1 ORDER BY 1`
@@ -180,7 +180,7 @@ GROUP BY 1 ORDER BY 1`
 	sqlOverviewLatency = `
 SELECT count(*)::int, coalesce(percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM j.finished_at - j.created_at)), ARRAY[0, 0, 0]::float8[])
 FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
-WHERE j.status = 'complete' AND j.finished_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR d.user_id = $1)`
+WHERE j.status = $2 AND j.finished_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR d.user_id = $1)`
 
 	sqlOverviewRates = `
 SELECT count(*) FILTER (WHERE e.type = 'stage_started')::int, count(*) FILTER (WHERE e.type = 'error')::int,
@@ -228,7 +228,7 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 		}
 		return rows.Err()
 	})
-	b.Queue(sqlOverviewThroughput, user).Query(func(rows pgx.Rows) error {
+	b.Queue(sqlOverviewThroughput, user, runstate.Complete, runstate.FailedStatuses()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var m MinuteThroughput
 			if err := rows.Scan(&m.Minute, &m.Documents, &m.Chunks, &m.Failed); err != nil {
@@ -238,7 +238,7 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 		}
 		return rows.Err()
 	})
-	b.Queue(sqlOverviewLatency, user).QueryRow(func(r pgx.Row) error {
+	b.Queue(sqlOverviewLatency, user, runstate.Complete).QueryRow(func(r pgx.Row) error {
 		var ps []float64
 		if err := r.Scan(&ov.Latency.Count, &ps); err != nil {
 			return err

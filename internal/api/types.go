@@ -55,18 +55,9 @@ type Job struct {
 // vocabulary (internal/runstate), so a new status or state appears in the OpenAPI
 // document without an edit here.
 func (Job) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
-	s.Properties["status"].Description = "Pipeline status: " + joinVocabulary(runstate.Statuses()) + "."
+	s.Properties["status"].Description = "Pipeline status: " + runstate.Join(runstate.Statuses(), ", ") + "."
 	s.Properties["state"].Enum = enumOf(runstate.States())
 	return s
-}
-
-// joinVocabulary lists values for a description: "a, b, c".
-func joinVocabulary[T ~string](values []T) string {
-	s := make([]string, len(values))
-	for i, v := range values {
-		s[i] = string(v)
-	}
-	return strings.Join(s, ", ")
 }
 
 // enumOf is values as a schema enum.

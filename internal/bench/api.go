@@ -25,6 +25,7 @@ import (
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/pdfgen"
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // APIOptions configure the API benchmark (`docpipe bench api`).
@@ -178,8 +179,8 @@ func RunAPI(ctx context.Context, o Options, ao APIOptions) (APIResult, error) {
 		for {
 			var backlog, queued int
 			if err := pool.QueryRow(sctx, `SELECT
-				(SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status NOT IN ('complete','duplicate') AND status NOT LIKE 'failed\_%'),
-				(SELECT count(*) FROM river_job WHERE state = 'available')`).Scan(&backlog, &queued); err == nil {
+				(SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status = ANY($1)),
+				(SELECT count(*) FROM river_job WHERE state = 'available')`, runstate.ActiveStatuses()).Scan(&backlog, &queued); err == nil {
 				smu.Lock()
 				maxBacklog, maxRiver = max(maxBacklog, backlog), max(maxRiver, queued)
 				smu.Unlock()
@@ -197,7 +198,7 @@ func RunAPI(ctx context.Context, o Options, ao APIOptions) (APIResult, error) {
 	serveBefore, workerBefore := procCPU(serve.Process.Pid), procCPU(worker.Process.Pid)
 	machBusyBefore, machTotalBefore := machineCPU()
 	var doneAtStart int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status = 'complete'`).Scan(&doneAtStart)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status = $1`, runstate.Complete).Scan(&doneAtStart)
 	loadStart := time.Now()
 
 	l := gen.run(ctx, bodies(nWarm, nLoad), interval)
@@ -211,7 +212,7 @@ func RunAPI(ctx context.Context, o Options, ao APIOptions) (APIResult, error) {
 	}
 	res.Cores = cpuCount()
 	var doneAtEnd int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status = 'complete'`).Scan(&doneAtEnd)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs WHERE status = $1`, runstate.Complete).Scan(&doneAtEnd)
 	res.DonePerSec = float64(doneAtEnd-doneAtStart) / window.Seconds()
 
 	res.Requests, res.Errors, res.ByStatus, res.SendLag = nLoad, l.errors, l.byStatus, l.lag
@@ -236,7 +237,7 @@ func RunAPI(ctx context.Context, o Options, ao APIOptions) (APIResult, error) {
 
 	var e2e []time.Duration
 	rows, err := pool.Query(ctx, `SELECT extract(epoch FROM finished_at - created_at)::float8
-		FROM upload_pipeline.upload_jobs WHERE job_id = ANY($1) AND status = 'complete'`, l.jobIDs)
+		FROM upload_pipeline.upload_jobs WHERE job_id = ANY($1) AND status = $2`, l.jobIDs, runstate.Complete)
 	if err != nil {
 		return res, err
 	}
@@ -289,9 +290,9 @@ func waitDone(ctx context.Context, pool *pgxpool.Pool, ids []uuid.UUID, within t
 	deadline := time.Now().Add(within)
 	for {
 		var done, bad int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'complete'),
-				count(*) FILTER (WHERE status = 'duplicate' OR status LIKE 'failed\_%')
-			FROM upload_pipeline.upload_jobs WHERE job_id = ANY($1)`, ids).Scan(&done, &bad); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = $2),
+				count(*) FILTER (WHERE status <> $2 AND status <> ALL($3))
+			FROM upload_pipeline.upload_jobs WHERE job_id = ANY($1)`, ids, runstate.Complete, runstate.ActiveStatuses()).Scan(&done, &bad); err != nil {
 			return done, err
 		}
 		if bad > 0 {

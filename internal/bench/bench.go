@@ -21,6 +21,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -145,8 +146,8 @@ func Run(ctx context.Context, o Options, docs []Doc) (Result, error) {
 	res := Result{Docs: len(docs)}
 	for {
 		var terminal int
-		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status IN ('complete','duplicate') OR status LIKE 'failed\_%'),
-			count(*) FILTER (WHERE status = 'complete') FROM upload_pipeline.upload_jobs`).Scan(&terminal, &res.Complete)
+		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status <> ALL($1)),
+			count(*) FILTER (WHERE status = $2) FROM upload_pipeline.upload_jobs`, runstate.ActiveStatuses(), runstate.Complete).Scan(&terminal, &res.Complete)
 		if err != nil {
 			return res, err
 		}

@@ -37,8 +37,17 @@ type EventTotals struct {
 	UploadToEnd *Histogram             // upload (run created) → complete, seconds
 }
 
-// StageOutcome is a stage and how an attempt of it ended: done, retry or deadletter.
+// StageOutcome is a stage and how an attempt of it ended (AttemptDone, AttemptRetry
+// or AttemptDeadletter).
 type StageOutcome struct{ Stage, Outcome string }
+
+// How a stage attempt ended: the outcome label of docpipe_stage_results_total. A
+// failed attempt's outcome is the type of its event (retry, deadletter).
+const (
+	AttemptDone       = "done"
+	AttemptRetry      = "retry"
+	AttemptDeadletter = "deadletter"
+)
 
 // StageCode is a stage, the outcome of a failed attempt (retry, deadletter) and its error code.
 type StageCode struct{ Stage, Outcome, Code string }
@@ -206,14 +215,14 @@ func (t *eventTail) apply(groups []eventGroup, hi uint64) {
 				tt.Uploaded += g.n
 				continue
 			}
-			tt.Results[StageOutcome{g.stage, "done"}] += g.n
+			tt.Results[StageOutcome{g.stage, AttemptDone}] += g.n
 			h := tt.StageTime[g.stage]
 			if h == nil {
 				h = newHistogram(StageDurationBuckets)
 				tt.StageTime[g.stage] = h
 			}
 			h.observe(float64(g.durMS)/1000, uint64(g.n))
-		case "retry", "deadletter":
+		case AttemptRetry, AttemptDeadletter:
 			tt.Results[StageOutcome{g.stage, g.typ}] += g.n
 			k := StageCode{g.stage, g.typ, g.code}
 			if _, ok := tt.Codes[k]; !ok && len(tt.Codes) >= maxCodes {
@@ -240,7 +249,7 @@ func (t *eventTail) apply(groups []eventGroup, hi uint64) {
 func (t EventTotals) DeadLetters() int64 {
 	var n int64
 	for k, v := range t.Results {
-		if k.Outcome == "deadletter" {
+		if k.Outcome == AttemptDeadletter {
 			n += v
 		}
 	}

@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Options tune New.
@@ -86,16 +88,10 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Source is the database reader (nil without a pool).
 func (m *Metrics) Source() *Source { return m.src }
 
-// The statuses and stages of internal/pipeline (kept here so this package does not
-// depend on the pipeline; a test checks they agree).
+// Statuses, states and stages come from internal/runstate, so a new one is exported
+// (at 0) without an edit here.
 var (
-	ActiveStatuses = []string{"uploaded", "parse_queued", "parsed", "parse_validated", "chunking", "chunks_stored",
-		"embedding_queued", "embedding_in_progress", "embeddings_stored"}
-	DoneStatuses       = []string{"complete", "duplicate"}
-	FailedStatuses     = []string{"failed_parse", "failed_chunking", "failed_embedding"}
-	ActiveStates       = []string{"queued", "working", "retryable"}
-	Stages             = []string{"parse", "validate", "chunk", "embed", "finalize"}
-	stageOutcomes      = []string{"done", "retry", "deadletter"}
+	stageOutcomes      = []string{AttemptDone, AttemptRetry, AttemptDeadletter}
 	bufferTables       = []string{"chunk", "vector"}
 	storageCheckPeriod = 15 * time.Second
 )
@@ -195,28 +191,24 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 
 func (c *dbCollector) collectSnapshot(s *Snapshot, gauge, counter func(*prometheus.Desc, float64, ...string)) {
 	docs := map[StatusState]int64{}
-	for _, st := range ActiveStatuses {
-		for _, state := range ActiveStates {
+	for _, st := range runstate.Statuses() {
+		for _, state := range st.States() {
 			docs[StatusState{st, state}] = 0
 		}
-		gauge(dOldest, s.OldestUnchanged[st], st)
-	}
-	for _, st := range DoneStatuses {
-		docs[StatusState{st, "done"}] = 0
-	}
-	for _, st := range FailedStatuses {
-		docs[StatusState{st, "deadletter"}] = 0
+		if !st.Terminal() {
+			gauge(dOldest, s.OldestUnchanged[st], string(st))
+		}
 	}
 	for k, n := range s.Documents {
 		docs[k] = n
 	}
 	for k, n := range docs {
-		gauge(dDocuments, float64(n), k.Status, k.State)
+		gauge(dDocuments, float64(n), string(k.Status), string(k.State))
 	}
 
 	queues := map[string]Queue{}
-	for _, st := range Stages {
-		queues[st] = Queue{}
+	for _, st := range runstate.Stages() {
+		queues[string(st)] = Queue{}
 	}
 	for k, q := range s.Queue {
 		queues[k] = q
@@ -271,16 +263,16 @@ func (c *dbCollector) collectEvents(ev EventTotals, ch chan<- prometheus.Metric,
 	results := map[StageOutcome]int64{}
 	started := map[string]int64{}
 	dead := map[string]int64{}
-	for _, st := range Stages {
-		started[st] = 0
-		dead[st] = 0
+	for _, st := range runstate.Stages() {
+		started[string(st)] = 0
+		dead[string(st)] = 0
 		for _, o := range stageOutcomes {
-			results[StageOutcome{st, o}] = 0
+			results[StageOutcome{string(st), o}] = 0
 		}
 	}
 	for k, n := range ev.Results {
 		results[k] = n
-		if k.Outcome == "deadletter" {
+		if k.Outcome == AttemptDeadletter {
 			dead[k.Stage] = n
 		}
 	}
@@ -305,9 +297,9 @@ func (c *dbCollector) collectEvents(ev EventTotals, ch chan<- prometheus.Metric,
 	counter(dUploaded, float64(ev.Uploaded))
 	counter(dCompleted, float64(ev.Completed))
 	counter(dChunksDone, float64(ev.ChunksDone))
-	for _, st := range Stages {
-		if ev.StageTime[st] == nil {
-			ev.StageTime[st] = newHistogram(StageDurationBuckets)
+	for _, st := range runstate.Stages() {
+		if ev.StageTime[string(st)] == nil {
+			ev.StageTime[string(st)] = newHistogram(StageDurationBuckets)
 		}
 	}
 	for st, h := range ev.StageTime {

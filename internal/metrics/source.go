@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Snapshot is the database's view of the pipeline at one moment. Ages are measured
@@ -23,7 +26,7 @@ type Snapshot struct {
 	Documents map[StatusState]int64
 	// OldestUnchanged is, per active status, the seconds since the least recently
 	// changed run in it last changed (upload_jobs.updated_at).
-	OldestUnchanged map[string]float64
+	OldestUnchanged map[runstate.Status]float64
 	// Queue is River's live jobs by stage (job kind "docpipe.parse" → "parse").
 	Queue map[string]Queue
 	// Buffers are the chunk and vector buffer tables ("chunk", "vector").
@@ -38,7 +41,10 @@ type Snapshot struct {
 }
 
 // StatusState is a (status, state) pair of upload_jobs.
-type StatusState struct{ Status, State string }
+type StatusState struct {
+	Status runstate.Status
+	State  runstate.State
+}
 
 // Queue is one stage's River jobs.
 type Queue struct {
@@ -160,20 +166,24 @@ func (s *Source) Events() EventTotals {
 // The live River job states.
 var riverLiveStates = []string{"available", "pending", "retryable", "running", "scheduled"}
 
-const (
-	sqlNow = `SELECT now()`
-
+// The state lists are spelled out from the vocabulary (not passed as parameters) so
+// the active one matches the partial index ix_upload_jobs_active.
+var (
 	sqlActiveRuns = `
 SELECT status, state, count(*), extract(epoch FROM now() - min(updated_at))::float8
 FROM upload_pipeline.upload_jobs
-WHERE state IN ('queued', 'working', 'retryable')
+WHERE state IN (` + runstate.SQLList(runstate.ActiveStates()) + `)
 GROUP BY status, state`
 
 	sqlTerminalRuns = `
 SELECT status, state, count(*)
 FROM upload_pipeline.upload_jobs
-WHERE state IN ('done', 'deadletter')
+WHERE state IN (` + runstate.SQLList(slices.DeleteFunc(runstate.States(), runstate.State.Active)) + `)
 GROUP BY status, state`
+)
+
+const (
+	sqlNow = `SELECT now()`
 
 	sqlQueue = `
 SELECT kind, state::text, count(*),
@@ -219,7 +229,7 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 	stale := s.opts.WorkerStale.Seconds()
 	b := &pgx.Batch{}
 	snap := &Snapshot{
-		Documents: map[StatusState]int64{}, OldestUnchanged: map[string]float64{}, Queue: map[string]Queue{},
+		Documents: map[StatusState]int64{}, OldestUnchanged: map[runstate.Status]float64{}, Queue: map[string]Queue{},
 		Buffers: map[string]Buffer{}, Usage: map[string]Usage{},
 		Workers: Workers{Breakers: map[string]map[string]int{}},
 	}
@@ -342,7 +352,7 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 // StageOfKind maps a River job kind to a stage label: "docpipe.parse" → "parse";
 // other kinds keep their name.
 func StageOfKind(kind string) string {
-	if st, ok := strings.CutPrefix(kind, "docpipe."); ok {
+	if st, ok := strings.CutPrefix(kind, runstate.KindPrefix); ok {
 		return st
 	}
 	return kind

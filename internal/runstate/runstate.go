@@ -12,7 +12,10 @@
 // failed runs are dead-lettered, every other status is queued, working or retryable.
 package runstate
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Status is upload_jobs.status.
 type Status string
@@ -77,6 +80,11 @@ func ActiveStatuses() []Status {
 		}
 	}
 	return out
+}
+
+// FailedStatuses lists the dead-letter statuses, in the order of Statuses.
+func FailedStatuses() []Status {
+	return slices.DeleteFunc(Statuses(), func(s Status) bool { return !s.Failed() })
 }
 
 // Rank is the position of s on the forward path (1 = uploaded … complete), the value
@@ -170,6 +178,9 @@ func ActiveStates() []State {
 	return []State{Queued, Working, Retryable}
 }
 
+// Active reports whether a run in s has not ended.
+func (s State) Active() bool { return slices.Contains(ActiveStates(), s) }
+
 // Stage is one step of the machine, also the label of its River job kind, of
 // events, of last_error.stage and of the per-stage metrics.
 type Stage string
@@ -210,6 +221,16 @@ func (s Stage) FailStatus() Status {
 		return FailedEmbedding
 	}
 	return ""
+}
+
+// Join lists values with sep between them, for help texts and descriptions built from
+// this vocabulary ("queued|working|…").
+func Join[T ~string](values []T, sep string) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return strings.Join(s, sep)
 }
 
 // SQLList renders values as the items of an SQL IN list ('a', 'b'), for SQL text
