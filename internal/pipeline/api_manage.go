@@ -71,9 +71,9 @@ func (p *Pipeline) Cancel(ctx context.Context, s Scope, jobID uuid.UUID, reason 
 		}
 		le, _ := json.Marshal(lastError{Code: CodeCancelled, Message: reason, Retryable: false, Stage: st.name, At: time.Now().UTC()})
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
-			SET status = $2, state = 'deadletter', last_error = $3, finished_at = now(),
+			SET status = $2, state = $4, last_error = $3, finished_at = now(),
 			    progress = progress || '{"percent": -1}'::jsonb
-			WHERE job_id = $1`, jobID, failStatus, le); err != nil {
+			WHERE job_id = $1`, jobID, failStatus, le, runstate.Deadletter); err != nil {
 			return fmt.Errorf("cancel run: %w", err)
 		}
 		return insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "deadletter", stage: st.name,

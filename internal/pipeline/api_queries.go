@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 // Scope says whose objects a read or write may touch: one user's, or every user's
@@ -245,7 +246,7 @@ func ScopedDocumentEvents(ctx context.Context, q Querier, s Scope, docID uuid.UU
 func ActiveRuns(ctx context.Context, q Querier, userID uuid.UUID) (int, error) {
 	var n int
 	err := q.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
-		WHERE d.user_id = $1 AND j.state IN ('queued', 'working', 'retryable')`, userID).Scan(&n)
+		WHERE d.user_id = $1 AND j.state IN (`+runstate.SQLList(runstate.ActiveStates())+`)`, userID).Scan(&n)
 	return n, err
 }
 

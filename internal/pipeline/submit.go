@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -98,22 +99,24 @@ func (p *Pipeline) Submit(ctx context.Context, s Submission) (Submitted, error) 
 			return errDuplicate // a concurrent submit won; report its run
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.upload_jobs (job_id, document_id, status, state, correlation_id)
-			VALUES ($1, $2, 'uploaded', 'queued', $3)`, jobID, docID, corrID); err != nil {
+			VALUES ($1, $2, $3, $4, $5)`, jobID, docID, runstate.Uploaded, runstate.Queued, corrID); err != nil {
 			return fmt.Errorf("insert upload job: %w", err)
 		}
-		ev := eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "stage_done", stage: "upload", severity: "info",
+		ev := eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "stage_done", stage: runstate.Upload, severity: "info",
 			code: "UPLOAD_ACCEPTED", payload: map[string]any{"bytes": len(s.Data), "mime": mime, "file_sha256": fileSHA}}
 		if err := insertEvent(ctx, tx, ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET status = 'parse_queued',
-			progress = jsonb_build_object('percent', $2::float8, 'stage', 'parse') WHERE job_id = $1`, jobID, runstate.Percent(runstate.ParseQueued, 0, 0)); err != nil {
+		first := stages[0]
+		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET status = $2,
+			progress = jsonb_build_object('percent', $3::float8, 'stage', $4::text) WHERE job_id = $1`,
+			jobID, first.entry, runstate.Percent(first.entry, 0, 0), first.name); err != nil {
+			return fmt.Errorf("queue %s: %w", first.name, err)
+		}
+		if err := p.enqueue(ctx, tx, first, jobID); err != nil {
 			return err
 		}
-		if err := p.enqueue(ctx, tx, stageParse, jobID); err != nil {
-			return err
-		}
-		out = Submitted{DocumentID: docID, JobID: jobID, CorrelationID: corrID, Status: runstate.ParseQueued}
+		out = Submitted{DocumentID: docID, JobID: jobID, CorrelationID: corrID, Status: first.entry}
 		return nil
 	})
 	if errors.Is(err, errDuplicate) {
@@ -184,13 +187,18 @@ func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (runstate.Status,
 		_ = json.Unmarshal(le, &last)
 		s := stageByName(last.Stage)
 		if s == nil {
-			s = map[runstate.Status]*stage{runstate.FailedParse: stageParse, runstate.FailedChunking: stageChunk, runstate.FailedEmbedding: stageEmbed}[status]
+			// No stage recorded: restart at the first stage that fails into this status.
+			i := slices.IndexFunc(stages, func(st *stage) bool { return st.failStatus == status })
+			if i < 0 {
+				return fmt.Errorf("no stage to re-drive a run in status %s", status)
+			}
+			s = stages[i]
 		}
 		entry = s.entry
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
-			SET status = $2, state = 'queued', finished_at = NULL,
+			SET status = $2, state = $5, finished_at = NULL,
 			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
-			WHERE job_id = $1`, jobID, entry, runstate.Percent(entry, 0, 0), s.name); err != nil {
+			WHERE job_id = $1`, jobID, entry, runstate.Percent(entry, 0, 0), s.name, runstate.Queued); err != nil {
 			return err
 		}
 		if err := insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "redrive", stage: s.name,

@@ -66,7 +66,7 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		if duplicate = tag.RowsAffected() == 0; duplicate {
 			return nil
 		}
-		return insertEvent(ctx, tx, eventRow{jobID: jobID, docID: res.DocumentID, corrID: res.CorrelationID, typ: "webhook", stage: "parse",
+		return insertEvent(ctx, tx, eventRow{jobID: jobID, docID: res.DocumentID, corrID: res.CorrelationID, typ: "webhook", stage: stageParse.name,
 			severity: "info", code: "LLAMAPARSE_WEBHOOK", workerID: p.workerID,
 			payload: map[string]any{"remote_job_id": hook.JobID, "hint_status": hook.Status, "style": hook.Style}})
 	})
@@ -75,7 +75,7 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 		return res, err
 	}
 	log := p.log.With("job_id", jobID, "document_id", res.DocumentID, "correlation_id", res.CorrelationID,
-		"stage", "parse", "remote_job_id", remoteID, "hint_status", hook.Status)
+		"stage", stageParse.name, "remote_job_id", remoteID, "hint_status", hook.Status)
 	if duplicate {
 		log.Info("llamaparse webhook repeated; ignored")
 		return res, nil

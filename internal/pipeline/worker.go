@@ -13,118 +13,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/runstate"
+	"github.com/docpipe/docpipe/internal/storage"
 )
-
-// StageArgs are the arguments of every stage job: the upload job (run) to advance.
-type StageArgs struct {
-	UploadJobID uuid.UUID `json:"upload_job_id"`
-}
-
-func (a StageArgs) id() uuid.UUID { return a.UploadJobID }
-
-// The job kinds, one per stage.
-type (
-	ParseArgs    StageArgs
-	ValidateArgs StageArgs
-	ChunkArgs    StageArgs
-	EmbedArgs    StageArgs
-	FinalizeArgs StageArgs
-)
-
-func (ParseArgs) Kind() string    { return "docpipe.parse" }
-func (ValidateArgs) Kind() string { return "docpipe.validate" }
-func (ChunkArgs) Kind() string    { return "docpipe.chunk" }
-func (EmbedArgs) Kind() string    { return "docpipe.embed" }
-func (FinalizeArgs) Kind() string { return "docpipe.finalize" }
-
-type stageArgs interface {
-	river.JobArgs
-	ParseArgs | ValidateArgs | ChunkArgs | EmbedArgs | FinalizeArgs
-}
-
-// applyFunc writes a stage's durable result inside the final transaction and returns
-// the status to move to and the next stage (nil when the run ends).
-type applyFunc func(ctx context.Context, tx pgx.Tx) (status runstate.Status, next *stage, err error)
-
-// stage describes one step of the machine.
-type stage struct {
-	name       string
-	accepts    []runstate.Status // statuses in which the stage may (re)run
-	working    runstate.Status   // status written when the stage starts ("" = unchanged)
-	entry      runstate.Status   // status a re-drive puts the run back into
-	failStatus runstate.Status   // dead-letter status
-	priority   int               // River priority (1 = first); later stages first so documents finish
-	args       func(uuid.UUID) river.JobArgs
-	do         func(ctx context.Context, r *run) (applyFunc, error)
-	register   func(*river.Workers, *Pipeline)
-}
-
-var (
-	stageParse    = &stage{name: "parse", accepts: []runstate.Status{runstate.ParseQueued}, entry: runstate.ParseQueued, failStatus: runstate.FailedParse, priority: 4}
-	stageValidate = &stage{name: "validate", accepts: []runstate.Status{runstate.Parsed}, entry: runstate.Parsed, failStatus: runstate.FailedParse, priority: 3}
-	stageChunk    = &stage{name: "chunk", accepts: []runstate.Status{runstate.ParseValidated, runstate.Chunking}, working: runstate.Chunking, entry: runstate.ParseValidated, failStatus: runstate.FailedChunking, priority: 3}
-	stageEmbed    = &stage{name: "embed", accepts: []runstate.Status{runstate.EmbeddingQueued, runstate.EmbeddingInProgress}, working: runstate.EmbeddingInProgress, entry: runstate.EmbeddingQueued, failStatus: runstate.FailedEmbedding, priority: 2}
-	stageFinalize = &stage{name: "finalize", accepts: []runstate.Status{runstate.EmbeddingsStored}, entry: runstate.EmbeddingsStored, failStatus: runstate.FailedEmbedding, priority: 1}
-	stages        = []*stage{stageParse, stageValidate, stageChunk, stageEmbed, stageFinalize}
-)
-
-func init() {
-	bind[ParseArgs](stageParse, (*run).parse)
-	bind[ValidateArgs](stageValidate, (*run).validate)
-	bind[ChunkArgs](stageChunk, (*run).chunk)
-	bind[EmbedArgs](stageEmbed, (*run).embed)
-	bind[FinalizeArgs](stageFinalize, (*run).finalize)
-}
-
-func bind[T stageArgs](s *stage, do func(*run, context.Context) (applyFunc, error)) {
-	s.do = func(ctx context.Context, r *run) (applyFunc, error) { return do(r, ctx) }
-	s.args = func(id uuid.UUID) river.JobArgs { return T{UploadJobID: id} }
-	s.register = func(w *river.Workers, p *Pipeline) { river.AddWorker(w, &stageWorker[T]{p: p, s: s}) }
-}
-
-func stageByName(name string) *stage {
-	for _, s := range stages {
-		if s.name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-func (p *Pipeline) insertOpts(s *stage) *river.InsertOpts {
-	// No River unique options: a stage job that finds its run in a status it does not
-	// accept completes as a no-op, and the run's advisory lock keeps two jobs of one run
-	// from working at once. (Uniqueness would also block a re-drive while the failed
-	// attempt's job is still finishing.)
-	return &river.InsertOpts{Queue: Queue, Priority: s.priority}
-}
-
-// enqueue inserts the stage job for a run inside tx.
-func (p *Pipeline) enqueue(ctx context.Context, tx pgx.Tx, s *stage, jobID uuid.UUID) error {
-	if _, err := p.river.InsertTx(ctx, tx, s.args(jobID), p.insertOpts(s)); err != nil {
-		return fmt.Errorf("enqueue %s: %w", s.name, err)
-	}
-	return nil
-}
-
-type stageWorker[T stageArgs] struct {
-	river.WorkerDefaults[T]
-	p *Pipeline
-	s *stage
-}
-
-func (w *stageWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
-	id := StageArgs(job.Args).id()
-	return w.p.work(ctx, w.s, job.JobRow, id, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
-}
 
 // run is one stage attempt on one upload job.
 type run struct {
@@ -151,6 +45,28 @@ SELECT j.status, j.correlation_id, j.progress, d.document_id, d.user_id, d.filen
        d.raw_path, coalesce(d.parsed_path, ''), coalesce(j.parse_job_id, '')
 FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
 WHERE j.job_id = $1`
+
+func (r *run) readObject(ctx context.Context, key string) ([]byte, error) {
+	b, err := storage.ReadAll(ctx, r.p.store, key, r.p.opts.MaxUploadBytes*4)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The run only exists once its bytes were stored: a missing object is an
+		// outage or a lost object. Retry; the attempt limit dead-letters it.
+		return nil, fault.Wrap(fault.Transient, "STORAGE_OBJECT_MISSING", err, "stored object %s is missing", key)
+	} else if err != nil {
+		return nil, fault.Wrap(fault.Transient, "STORAGE_READ", err, "could not read stored object %s", key)
+	}
+	return b, nil
+}
+
+// snooze ends an attempt that has more to do later (progress made, or waiting on a
+// remote service): the job is snoozed, which does not use up an attempt, and the next
+// attempt resumes from what was committed.
+type snooze struct {
+	after  time.Duration
+	reason string
+}
+
+func (s *snooze) Error() string { return "stage continues in a new attempt: " + s.reason }
 
 // work runs one stage attempt: lock, load, check, mark started, do, commit.
 func (p *Pipeline) work(ctx context.Context, s *stage, job *rivertype.JobRow, jobID uuid.UUID, complete func(context.Context, pgx.Tx) error) error {
@@ -233,9 +149,9 @@ func (r *run) markStarted(ctx context.Context) error {
 	}
 	return pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
-			SET status = $2, state = 'working', started_at = coalesce(started_at, now()),
+			SET status = $2, state = $5, started_at = coalesce(started_at, now()),
 			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
-			WHERE job_id = $1`, r.jobID, status, runstate.Percent(status, 0, 0), r.st.name)
+			WHERE job_id = $1`, r.jobID, status, runstate.Percent(status, 0, 0), r.st.name, runstate.Working)
 		if err != nil {
 			return fmt.Errorf("mark %s started: %w", r.st.name, err)
 		}
@@ -255,20 +171,24 @@ func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context
 		if cur != r.status {
 			return fault.Transientf("STATUS_CHANGED", "the run moved from %s to %s while the %s stage ran", r.status, cur, r.st.name)
 		}
-		status, next, err := apply(ctx, tx)
+		status, err := apply(ctx, tx)
 		if err != nil {
 			return err
 		}
-		state := runstate.Queued
-		if status == runstate.Complete || status == runstate.Duplicate {
-			state = runstate.Done
+		next, err := r.st.successor(status)
+		if err != nil {
+			return err
+		}
+		state := runstate.Queued // for the next stage
+		if status.Terminal() {
+			state = status.States()[0] // the one state of a status that ends the run: done
 		}
 		done, total := intField(r.progress, "embeds_done"), intField(r.progress, "embeds_total")
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 			SET status = $2, state = $3, last_error = NULL,
 			    progress = progress || jsonb_build_object('percent', $4::float8, 'stage', $5::text),
-			    finished_at = CASE WHEN $3 = 'done' THEN now() END
-			WHERE job_id = $1`, r.jobID, status, state, runstate.Percent(status, done, total), r.st.name); err != nil {
+			    finished_at = CASE WHEN $6 THEN now() END
+			WHERE job_id = $1`, r.jobID, status, state, runstate.Percent(status, done, total), r.st.name, status.Terminal()); err != nil {
 			return fmt.Errorf("move to %s: %w", status, err)
 		}
 		if next != nil {
@@ -295,13 +215,13 @@ func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context
 
 // lastError is upload_jobs.last_error.
 type lastError struct {
-	Code      string    `json:"code"`
-	Message   string    `json:"message"`
-	Retryable bool      `json:"retryable"`
-	Stage     string    `json:"stage"`
-	Attempt   int       `json:"attempt"`
-	At        time.Time `json:"at"`
-	RetryAt   time.Time `json:"retry_at,omitzero"`
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	Retryable bool           `json:"retryable"`
+	Stage     runstate.Stage `json:"stage"`
+	Attempt   int            `json:"attempt"`
+	At        time.Time      `json:"at"`
+	RetryAt   time.Time      `json:"retry_at,omitzero"`
 }
 
 // fail records a failed attempt: a retry (transient, attempts left) or the dead letter.
@@ -326,9 +246,9 @@ func (r *run) fail(ctx context.Context, cause error) error {
 		if final {
 			b, _ := json.Marshal(le)
 			if _, err := tx.Exec(wctx, `UPDATE upload_pipeline.upload_jobs
-				SET status = $2, state = 'deadletter', last_error = $3, finished_at = now(),
+				SET status = $2, state = $4, last_error = $3, finished_at = now(),
 				    progress = progress || '{"percent": -1}'::jsonb
-				WHERE job_id = $1`, r.jobID, r.st.failStatus, b); err != nil {
+				WHERE job_id = $1`, r.jobID, r.st.failStatus, b, runstate.Deadletter); err != nil {
 				return err
 			}
 			return r.event(wctx, tx, "deadletter", "error", fe.Code, map[string]any{
@@ -337,8 +257,8 @@ func (r *run) fail(ctx context.Context, cause error) error {
 		le.RetryAt = r.p.retry.NextRetry(r.job).UTC()
 		b, _ := json.Marshal(le)
 		if _, err := tx.Exec(wctx, `UPDATE upload_pipeline.upload_jobs
-			SET state = 'retryable', retry_count = retry_count + 1, last_error = $2
-			WHERE job_id = $1`, r.jobID, b); err != nil {
+			SET state = $3, retry_count = retry_count + 1, last_error = $2
+			WHERE job_id = $1`, r.jobID, b, runstate.Retryable); err != nil {
 			return err
 		}
 		return r.event(wctx, tx, "retry", "warn", fe.Code, map[string]any{
@@ -356,7 +276,7 @@ func (r *run) fail(ctx context.Context, cause error) error {
 	return cause
 }
 
-// event appends to the audit trail.
+// event appends to the audit trail of the run, as its stage attempt.
 func (r *run) event(ctx context.Context, tx pgx.Tx, typ, severity, code string, payload map[string]any) error {
 	return insertEvent(ctx, tx, eventRow{
 		jobID: r.jobID, docID: r.docID, typ: typ, stage: r.st.name, severity: severity, code: code,
@@ -364,14 +284,17 @@ func (r *run) event(ctx context.Context, tx pgx.Tx, typ, severity, code string, 
 	})
 }
 
+// eventRow is one row of upload_pipeline.events.
 type eventRow struct {
 	jobID, docID, corrID uuid.UUID
-	typ, stage, severity string
+	stage                runstate.Stage
+	typ, severity        string
 	code, workerID       string
 	payload              map[string]any
 	attempt              int
 }
 
+// insertEvent appends e to the audit trail inside tx.
 func insertEvent(ctx context.Context, tx pgx.Tx, e eventRow) error {
 	if e.payload == nil {
 		e.payload = map[string]any{}
