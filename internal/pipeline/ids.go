@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/google/uuid"
+import (
+	"strconv"
+
+	"github.com/google/uuid"
+)
 
 // Namespace is the UUIDv5 namespace for document and chunk ids (kept from the original
 // design so ids are comparable).
@@ -13,27 +17,5 @@ func DocumentID(userID uuid.UUID, fileSHA256 string) uuid.UUID {
 
 // ChunkID is uuid5(NS, "{document_id}:{chunker_name}:{chunker_version}:{chunk_ord}").
 func ChunkID(documentID uuid.UUID, chunkerName, chunkerVersion string, ord int) uuid.UUID {
-	return uuid.NewSHA1(Namespace, []byte(documentID.String()+":"+chunkerName+":"+chunkerVersion+":"+itoa(ord)))
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
+	return uuid.NewSHA1(Namespace, []byte(documentID.String()+":"+chunkerName+":"+chunkerVersion+":"+strconv.Itoa(ord)))
 }

@@ -64,7 +64,7 @@ func (r *run) chunk(ctx context.Context) (applyFunc, error) {
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 			SET chunker_name = $2, chunker_version = $3, progress = progress || $4::jsonb WHERE job_id = $1`,
 			r.jobID, name, version, pj); err != nil {
-			return "", err
+			return "", fmt.Errorf("record chunker and progress: %w", err)
 		}
 		return runstate.EmbeddingQueued, r.event(ctx, tx, "stage_done", "info", "CHUNK_BUFFERED", map[string]any{
 			"chunks": n, "inserted": tag.RowsAffected(), "chunker": name + "@" + version})

@@ -37,13 +37,13 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 	model, version, dims := e.Model(), e.Version(), e.Dims()
 	if _, err := r.conn.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET embed_model = $2, embed_version = $3, embed_dims = $4 WHERE job_id = $1`,
 		r.jobID, model, version, dims); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("record embedding model: %w", err)
 	}
 	name, version2 := r.p.opts.ChunkerName, r.p.opts.ChunkerVersion
 	var total int
 	if err := r.conn.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.document_chunk_buffer
 		WHERE document_id = $1 AND chunker_name = $2 AND chunker_version = $3`, r.docID, name, version2).Scan(&total); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count buffered chunks: %w", err)
 	}
 	if total == 0 {
 		return nil, fault.Transientf("CHUNK_BUFFER_EMPTY", "no buffered chunks to embed")
@@ -54,7 +54,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		                  WHERE v.chunk_id = c.chunk_id AND v.embed_model = $4 AND v.embed_version = $5)
 		ORDER BY c.chunk_ord`, r.docID, name, version2, model, version)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list chunks to embed: %w", err)
 	}
 	type pending struct {
 		id     uuid.UUID
@@ -131,13 +131,15 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 				ON CONFLICT DO NOTHING`, r.docID, model, version, dims, uuid.Must(uuid.NewV7()), ids, vs, shas); err != nil {
 				return fmt.Errorf("write vector buffer: %w", err)
 			}
-			_, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
+			if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs
 				SET progress = progress || jsonb_build_object('embeds_done', $2::int, 'embeds_total', $3::int, 'percent', $4::float8)
-				WHERE job_id = $1`, r.jobID, done, total, runstate.Percent(runstate.EmbeddingInProgress, done, total))
-			return err
+				WHERE job_id = $1`, r.jobID, done, total, runstate.Percent(runstate.EmbeddingInProgress, done, total)); err != nil {
+				return fmt.Errorf("record embedding progress: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("store embedding batch: %w", err)
 		}
 		if d := r.p.opts.EmbedBatchDelay; d > 0 {
 			select {
@@ -153,7 +155,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 			JOIN upload_pipeline.document_chunk_buffer c USING (chunk_id)
 			WHERE c.document_id = $1 AND c.chunker_name = $2 AND c.chunker_version = $3 AND v.embed_model = $4 AND v.embed_version = $5`,
 			r.docID, name, version2, model, version).Scan(&have); err != nil {
-			return "", err
+			return "", fmt.Errorf("count vectors: %w", err)
 		}
 		if have != total {
 			return "", fault.Transientf("EMBED_INCOMPLETE", "%d of %d chunks have vectors", have, total)

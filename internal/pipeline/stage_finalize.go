@@ -29,7 +29,7 @@ func (r *run) finalize(ctx context.Context) (applyFunc, error) {
 	var model, version string
 	if err := r.conn.QueryRow(ctx, `SELECT coalesce(embed_model, ''), coalesce(embed_version, '') FROM upload_pipeline.upload_jobs WHERE job_id = $1`,
 		r.jobID).Scan(&model, &version); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read embedding model: %w", err)
 	}
 	if model == "" {
 		return nil, fault.Permanentf("EMBED_MODEL_UNKNOWN", "the run has no recorded embedding model")
@@ -52,16 +52,16 @@ func (r *run) finalize(ctx context.Context) (applyFunc, error) {
 			(SELECT count(*) FROM upload_pipeline.document_chunks WHERE document_id = $1 AND chunker_name = $2 AND chunker_version = $3 AND embed_model = $4 AND embed_version = $5),
 			(SELECT count(*) FROM upload_pipeline.document_chunk_buffer WHERE document_id = $1 AND chunker_name = $2 AND chunker_version = $3)`,
 			r.docID, name, cver, model, version).Scan(&have, &want); err != nil {
-			return "", err
+			return "", fmt.Errorf("count published chunks: %w", err)
 		}
 		if want == 0 || have < want {
 			return "", fault.Transientf("FINALIZE_INCOMPLETE", "%d chunks published, %d buffered", have, want)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM upload_pipeline.document_vector_buffer WHERE document_id = $1`, r.docID); err != nil {
-			return "", err
+			return "", fmt.Errorf("clear vector buffer: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM upload_pipeline.document_chunk_buffer WHERE document_id = $1`, r.docID); err != nil {
-			return "", err
+			return "", fmt.Errorf("clear chunk buffer: %w", err)
 		}
 		return runstate.Complete, nil
 	}, nil

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,7 +58,7 @@ func (r *run) parse(ctx context.Context) (applyFunc, error) {
 			SET parsed_path = $2, page_count = nullif($3, 0), mime = coalesce(nullif($4, ''), mime)
 			WHERE document_id = $1`, r.docID, key, doc.Pages, doc.MIME)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("record parsed document: %w", err)
 		}
 		return runstate.Parsed, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
 			"parser": doc.Parser, "parser_version": doc.ParserVersion, "pages": doc.Pages, "bytes": obj.Size})
@@ -83,12 +84,12 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = $2,
 				progress = progress || jsonb_build_object('remote_submitted_at', now(), 'remote_polls', 0) WHERE job_id = $1`, r.jobID, id); err != nil {
-				return err
+				return fmt.Errorf("record remote parse job: %w", err)
 			}
 			return r.event(ctx, tx, "stage_done", "info", "PARSE_REQUESTED", map[string]any{"remote_job_id": id})
 		})
 		if err != nil {
-			return parse.Document{}, err
+			return parse.Document{}, fmt.Errorf("submit remote parse: %w", err)
 		}
 		r.log.Info("submitted to remote parser", "remote_job_id", id)
 		return parse.Document{}, &snooze{r.p.pollInterval(1), "remote parse submitted"}
@@ -101,7 +102,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		if qerr := r.conn.QueryRow(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = NULL,
 			progress = progress || jsonb_build_object('remote_lost', coalesce((progress->>'remote_lost')::int, 0) + 1)
 			WHERE job_id = $1 RETURNING (progress->>'remote_lost')::int`, r.jobID).Scan(&lost); qerr != nil {
-			return parse.Document{}, qerr
+			return parse.Document{}, fmt.Errorf("count lost remote parse jobs: %w", qerr)
 		}
 		if lost > 3 {
 			return parse.Document{}, err
@@ -109,7 +110,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		if eerr := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 			return r.event(ctx, tx, "warning", "warn", "LLAMAPARSE_JOB_LOST", map[string]any{"remote_job_id": r.remoteID, "resubmissions": lost})
 		}); eerr != nil {
-			return parse.Document{}, eerr
+			return parse.Document{}, fmt.Errorf("record lost remote parse job: %w", eerr)
 		}
 		return parse.Document{}, &snooze{0, "remote job lost; submitting again"}
 	}
@@ -124,7 +125,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 			WHERE job_id = $1
 			RETURNING coalesce((progress->>'remote_submitted_at')::timestamptz, updated_at), (progress->>'remote_polls')::int`,
 			r.jobID).Scan(&submitted, &polls); err != nil {
-			return parse.Document{}, err
+			return parse.Document{}, fmt.Errorf("count remote parse polls: %w", err)
 		}
 		if time.Since(submitted) > r.p.opts.RemoteParseDeadline {
 			return parse.Document{}, fault.Permanentf("LLAMAPARSE_EXPIRED", "the remote parse did not finish within %s", r.p.opts.RemoteParseDeadline)
@@ -135,7 +136,7 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		if !fault.IsPermanent(err) {
 			// The remote job itself failed in a retryable way: the retry submits anew.
 			if _, uerr := r.conn.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET parse_job_id = NULL WHERE job_id = $1`, r.jobID); uerr != nil {
-				return parse.Document{}, uerr
+				return parse.Document{}, fmt.Errorf("clear failed remote parse job: %w", uerr)
 			}
 		}
 		return parse.Document{}, err
@@ -149,13 +150,13 @@ func (r *run) remoteParse(ctx context.Context) (parse.Document, error) {
 		return parse.Document{}, err
 	}
 	if err := r.billRemoteParse(ctx, res); err != nil {
-		return parse.Document{}, err
+		return parse.Document{}, fmt.Errorf("bill remote parse: %w", err)
 	}
 	if st.State == llamaparse.StatePartialSuccess {
 		if err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 			return r.event(ctx, tx, "warning", "warn", "LLAMAPARSE_PARTIAL_SUCCESS", map[string]any{"remote_job_id": r.remoteID})
 		}); err != nil {
-			return parse.Document{}, err
+			return parse.Document{}, fmt.Errorf("record partial remote parse: %w", err)
 		}
 	}
 	return parse.Document{Markdown: res.Markdown, Pages: res.Pages, Parser: "llamaparse", ParserVersion: "v1"}, nil

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,10 +56,10 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 	return func(ctx context.Context, tx pgx.Tx) (runstate.Status, error) {
 		// Serialize validations of the same content for the same user.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 1))`, r.userID, sha); err != nil {
-			return "", err
+			return "", fmt.Errorf("lock duplicate check: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.documents SET parsed_sha256 = $2 WHERE document_id = $1`, r.docID, sha); err != nil {
-			return "", err
+			return "", fmt.Errorf("record parsed sha256: %w", err)
 		}
 		var dupOf uuid.UUID
 		err := tx.QueryRow(ctx, `SELECT d.document_id FROM upload_pipeline.documents d
@@ -70,10 +71,10 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 		case errors.Is(err, pgx.ErrNoRows):
 			return runstate.ParseValidated, nil
 		case err != nil:
-			return "", err
+			return "", fmt.Errorf("find duplicate: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET duplicate_of = $2 WHERE job_id = $1`, r.jobID, dupOf); err != nil {
-			return "", err
+			return "", fmt.Errorf("record duplicate_of: %w", err)
 		}
 		r.log.Info("parsed content duplicates another document of this user", "duplicate_of", dupOf)
 		return runstate.Duplicate, r.event(ctx, tx, "duplicate", "info", "PARSED_DUPLICATE", map[string]any{"duplicate_of": dupOf})

@@ -178,7 +178,7 @@ func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (runstate.Status,
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
-			return err
+			return fmt.Errorf("read run: %w", err)
 		}
 		if state != runstate.Deadletter {
 			return fmt.Errorf("%w (status %s, state %s)", ErrNotDeadLettered, status, state)
@@ -199,7 +199,7 @@ func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (runstate.Status,
 			SET status = $2, state = $5, finished_at = NULL,
 			    progress = progress || jsonb_build_object('percent', $3::float8, 'stage', $4::text)
 			WHERE job_id = $1`, jobID, entry, runstate.Percent(entry, 0, 0), s.name, runstate.Queued); err != nil {
-			return err
+			return fmt.Errorf("re-drive run: %w", err)
 		}
 		if err := insertEvent(ctx, tx, eventRow{jobID: jobID, docID: docID, corrID: corrID, typ: "redrive", stage: s.name,
 			severity: "info", code: "REDRIVE", payload: map[string]any{"from": status, "to": entry, "last_error": last.Code}}); err != nil {

@@ -139,13 +139,13 @@ func (r *run) overBudget(ctx context.Context, service string) error {
 	var spent float64
 	if err := r.conn.QueryRow(ctx, `SELECT coalesce((SELECT cost_usd::float8 FROM upload_pipeline.usage_daily
 		WHERE day = $1 AND service = $2), 0)`, utcDay(now), service).Scan(&spent); err != nil {
-		return err
+		return fmt.Errorf("read spending today: %w", err)
 	}
 	if spent < budget {
 		if _, ok := r.progress["budget_paused"]; ok {
 			delete(r.progress, "budget_paused")
 			if _, err := r.conn.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET progress = progress - 'budget_paused' WHERE job_id = $1`, r.jobID); err != nil {
-				return err
+				return fmt.Errorf("clear budget pause: %w", err)
 			}
 			r.log.Info("daily budget allows again; continuing", "service", service)
 		}
@@ -156,13 +156,13 @@ func (r *run) overBudget(ctx context.Context, service string) error {
 		err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET progress = progress || jsonb_build_object('budget_paused', $2::text)
 				WHERE job_id = $1`, r.jobID, service); err != nil {
-				return err
+				return fmt.Errorf("record budget pause: %w", err)
 			}
 			return r.event(ctx, tx, "budget", "warn", "BUDGET_PAUSED", map[string]any{"service": service, "spent_usd": spent, "budget_usd": budget,
 				"message": fmt.Sprintf("waiting: %s spending today ($%.4f) has reached the daily budget ($%.2f)", service, spent, budget)})
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("pause for budget: %w", err)
 		}
 	}
 	wait := min(r.p.opts.BudgetRecheck, utcDay(now).Add(24*time.Hour).Sub(now)+time.Second)
@@ -179,8 +179,11 @@ func (r *run) billRemoteParse(ctx context.Context, res llamaparse.Result) error 
 	return pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE upload_pipeline.upload_jobs SET progress = progress || jsonb_build_object('remote_billed', $2::text)
 			WHERE job_id = $1 AND progress->>'remote_billed' IS DISTINCT FROM $2`, r.jobID, r.remoteID)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
+		if err != nil {
+			return fmt.Errorf("mark remote parse billed: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // an earlier attempt billed it
 		}
 		return r.bill(ctx, tx, ServiceLlamaParse, usage{requests: 1, pages: pages, credits: res.Credits, costUSD: res.CostUSD})
 	})

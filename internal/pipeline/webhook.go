@@ -55,13 +55,13 @@ func (p *Pipeline) LlamaParseWebhook(ctx context.Context, jobID uuid.UUID, token
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("job %s: %w", jobID, ErrNotFound)
 			}
-			return err
+			return fmt.Errorf("read run: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO upload_pipeline.webhook_log (delivery_key, job_id, remote_addr, payload_sha256)
 			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 			jobID.String()+":"+hook.DeliveryKey, jobID, remoteAddr, hex.EncodeToString(sum[:]))
 		if err != nil {
-			return err
+			return fmt.Errorf("record webhook delivery: %w", err)
 		}
 		if duplicate = tag.RowsAffected() == 0; duplicate {
 			return nil

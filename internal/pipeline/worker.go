@@ -238,7 +238,7 @@ func (r *run) fail(ctx context.Context, cause error) error {
 	err := pgx.BeginFunc(wctx, r.conn, func(tx pgx.Tx) error {
 		var cur runstate.Status
 		if err := tx.QueryRow(wctx, `SELECT status FROM upload_pipeline.upload_jobs WHERE job_id = $1 FOR UPDATE`, r.jobID).Scan(&cur); err != nil {
-			return err
+			return fmt.Errorf("lock run row: %w", err)
 		}
 		if cur.Terminal() {
 			return nil
@@ -249,7 +249,7 @@ func (r *run) fail(ctx context.Context, cause error) error {
 				SET status = $2, state = $4, last_error = $3, finished_at = now(),
 				    progress = progress || '{"percent": -1}'::jsonb
 				WHERE job_id = $1`, r.jobID, r.st.failStatus, b, runstate.Deadletter); err != nil {
-				return err
+				return fmt.Errorf("dead-letter run: %w", err)
 			}
 			return r.event(wctx, tx, "deadletter", "error", fe.Code, map[string]any{
 				"message": le.Message, "kind": fe.Kind.String(), "status": r.st.failStatus})
@@ -259,7 +259,7 @@ func (r *run) fail(ctx context.Context, cause error) error {
 		if _, err := tx.Exec(wctx, `UPDATE upload_pipeline.upload_jobs
 			SET state = $3, retry_count = retry_count + 1, last_error = $2
 			WHERE job_id = $1`, r.jobID, b, runstate.Retryable); err != nil {
-			return err
+			return fmt.Errorf("mark run retryable: %w", err)
 		}
 		return r.event(wctx, tx, "retry", "warn", fe.Code, map[string]any{
 			"message": le.Message, "max_attempts": r.job.MaxAttempts})
