@@ -66,7 +66,7 @@ func (r *run) chunk(ctx context.Context) (applyFunc, error) {
 			r.jobID, name, version, pj); err != nil {
 			return "", fmt.Errorf("record chunker and progress: %w", err)
 		}
-		return runstate.EmbeddingQueued, r.event(ctx, tx, "stage_done", "info", "CHUNK_BUFFERED", map[string]any{
+		return advance, r.event(ctx, tx, "stage_done", "info", "CHUNK_BUFFERED", map[string]any{
 			"chunks": n, "inserted": tag.RowsAffected(), "chunker": name + "@" + version})
 	}, nil
 }

@@ -160,7 +160,7 @@ func (r *run) embed(ctx context.Context) (applyFunc, error) {
 		if have != total {
 			return "", fault.Transientf("EMBED_INCOMPLETE", "%d of %d chunks have vectors", have, total)
 		}
-		return runstate.EmbeddingsStored, r.event(ctx, tx, "stage_done", "info", "EMBED_BUFFERED", map[string]any{
+		return advance, r.event(ctx, tx, "stage_done", "info", "EMBED_BUFFERED", map[string]any{
 			"vectors": have, "model": model})
 	}, nil
 }

@@ -60,7 +60,7 @@ func (r *run) parse(ctx context.Context) (applyFunc, error) {
 		if err != nil {
 			return "", fmt.Errorf("record parsed document: %w", err)
 		}
-		return runstate.Parsed, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
+		return advance, r.event(ctx, tx, "stage_done", "info", "PARSE_STORED", map[string]any{
 			"parser": doc.Parser, "parser_version": doc.ParserVersion, "pages": doc.Pages, "bytes": obj.Size})
 	}, nil
 }

@@ -69,7 +69,7 @@ func (r *run) validate(ctx context.Context) (applyFunc, error) {
 			ORDER BY d.created_at, d.document_id LIMIT 1`, r.userID, sha, r.docID, notOriginals).Scan(&dupOf)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			return runstate.ParseValidated, nil
+			return advance, nil
 		case err != nil:
 			return "", fmt.Errorf("find duplicate: %w", err)
 		}

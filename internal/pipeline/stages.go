@@ -33,9 +33,13 @@ type stage struct {
 }
 
 // applyFunc writes a stage's durable result inside the final transaction and returns
-// the status to move to: the next stage's entry status to go on, or a terminal status
-// (duplicate, complete) to end the run.
+// where the run goes: advance, or a terminal status (duplicate, complete) that ends it.
 type applyFunc func(ctx context.Context, tx pgx.Tx) (runstate.Status, error)
+
+// advance, returned by an applyFunc, moves the run on to the next stage of the list: it
+// takes that stage's entry status and the stage's job is queued. A stage never names
+// its successor, so a stage added to the list changes no other stage.
+const advance runstate.Status = ""
 
 // next is the stage after s in stages; nil for the last one.
 func (s *stage) next() *stage {
@@ -47,17 +51,18 @@ func (s *stage) next() *stage {
 	return nil
 }
 
-// successor is the stage a run moves on to when s's attempt moves it to status: none
-// when status ends the run, else the next stage, which must start in that status.
-func (s *stage) successor(status runstate.Status) (*stage, error) {
-	if status.Terminal() {
-		return nil, nil
+// after is where a run goes when s's attempt returns result (advance or a terminal
+// status): the status to write, and the stage to queue (nil when the run ends).
+func (s *stage) after(result runstate.Status) (runstate.Status, *stage, error) {
+	switch next := s.next(); {
+	case result == advance && next != nil:
+		return next.entry, next, nil
+	case result == advance:
+		return "", nil, fmt.Errorf("stage %s is the last one: it must end the run, not advance", s.name)
+	case result.Terminal():
+		return result, nil, nil
 	}
-	next := s.next()
-	if next == nil || next.entry != status {
-		return nil, fmt.Errorf("stage %s moved the run to %s, which is neither terminal nor where the next stage starts", s.name, status)
-	}
-	return next, nil
+	return "", nil, fmt.Errorf("stage %s returned %s, which neither advances nor ends the run", s.name, result)
 }
 
 func stageByName(name runstate.Stage) *stage {

@@ -37,15 +37,23 @@ func TestStagesFollowTheVocabulary(t *testing.T) {
 // Job kinds, priorities and the arguments' JSON are what jobs already in a deployed
 // database carry: they must never change for an existing stage.
 func TestStageJobsAreStable(t *testing.T) {
-	want := []struct {
+	id := uuid.MustParse("0190a0a0-0000-7000-8000-000000000001")
+	for _, want := range []struct {
+		name     runstate.Stage
 		kind     string
 		priority int
-	}{{"docpipe.parse", 4}, {"docpipe.validate", 3}, {"docpipe.chunk", 3}, {"docpipe.embed", 2}, {"docpipe.finalize", 1}}
-	id := uuid.MustParse("0190a0a0-0000-7000-8000-000000000001")
-	for i, s := range stages {
+	}{
+		{"parse", "docpipe.parse", 4}, {"validate", "docpipe.validate", 3}, {"chunk", "docpipe.chunk", 3},
+		{"embed", "docpipe.embed", 2}, {"finalize", "docpipe.finalize", 1},
+	} {
+		s := stageByName(want.name)
+		if s == nil {
+			t.Errorf("stage %s is gone", want.name)
+			continue
+		}
 		args := s.args(id)
-		if args.Kind() != want[i].kind || s.priority != want[i].priority {
-			t.Errorf("%s: kind %s priority %d, want %s %d", s.name, args.Kind(), s.priority, want[i].kind, want[i].priority)
+		if args.Kind() != want.kind || s.priority != want.priority {
+			t.Errorf("%s: kind %s priority %d, want %s %d", s.name, args.Kind(), s.priority, want.kind, want.priority)
 		}
 		if b, _ := json.Marshal(args); string(b) != `{"upload_job_id":"`+id.String()+`"}` {
 			t.Errorf("%s: args JSON %s", s.name, b)
@@ -53,27 +61,29 @@ func TestStageJobsAreStable(t *testing.T) {
 	}
 }
 
-// A stage that does not end the run hands it to the next stage in the list, which
-// must start in the status the stage moved it to.
-func TestSuccessorFollowsTheList(t *testing.T) {
+// A stage that advances hands the run to the next stage in the list, in that stage's
+// entry status (the same statuses as when each stage named its own); a terminal status
+// ends the run.
+func TestAfterFollowsTheList(t *testing.T) {
 	for _, c := range []struct {
 		from   *stage
+		result runstate.Status
 		status runstate.Status
-		want   *stage
+		next   *stage
 		err    bool
 	}{
-		{stageParse, runstate.Parsed, stageValidate, false},
-		{stageValidate, runstate.ParseValidated, stageChunk, false},
-		{stageValidate, runstate.Duplicate, nil, false},
-		{stageChunk, runstate.EmbeddingQueued, stageEmbed, false},
-		{stageEmbed, runstate.EmbeddingsStored, stageFinalize, false},
-		{stageFinalize, runstate.Complete, nil, false},
-		{stageParse, runstate.ParseValidated, nil, true},      // skips validate
-		{stageFinalize, runstate.EmbeddingsStored, nil, true}, // last stage, not terminal
+		{stageParse, advance, runstate.Parsed, stageValidate, false},
+		{stageValidate, advance, runstate.ParseValidated, stageChunk, false},
+		{stageValidate, runstate.Duplicate, runstate.Duplicate, nil, false},
+		{stageChunk, advance, runstate.EmbeddingQueued, stageEmbed, false},
+		{stageEmbed, advance, runstate.EmbeddingsStored, stageFinalize, false},
+		{stageFinalize, runstate.Complete, runstate.Complete, nil, false},
+		{stageFinalize, advance, "", nil, true},              // the last stage cannot advance
+		{stageParse, runstate.ParseValidated, "", nil, true}, // a stage never names a status to go on in
 	} {
-		got, err := c.from.successor(c.status)
-		if got != c.want || (err != nil) != c.err {
-			t.Errorf("%s → %s: %v, %v", c.from.name, c.status, got, err)
+		status, next, err := c.from.after(c.result)
+		if status != c.status || next != c.next || (err != nil) != c.err {
+			t.Errorf("%s returns %q: %q, %v, %v", c.from.name, c.result, status, next, err)
 		}
 	}
 }

@@ -171,11 +171,11 @@ func (r *run) commit(ctx context.Context, apply applyFunc, complete func(context
 		if cur != r.status {
 			return fault.Transientf("STATUS_CHANGED", "the run moved from %s to %s while the %s stage ran", r.status, cur, r.st.name)
 		}
-		status, err := apply(ctx, tx)
+		result, err := apply(ctx, tx)
 		if err != nil {
 			return err
 		}
-		next, err := r.st.successor(status)
+		status, next, err := r.st.after(result)
 		if err != nil {
 			return err
 		}
