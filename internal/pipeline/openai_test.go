@@ -128,7 +128,7 @@ func TestOpenAIInsufficientQuotaDeadletters(t *testing.T) {
 	e := newEnv(t, setupOpts{embedder: client})
 	s := e.submit(t, "quota.md", doc(1, 1))
 	ji := e.wait(t, s.JobID, time.Minute)
-	if ji.Status != runstate.FailedEmbedding || ji.State != "deadletter" || !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") {
+	if ji.Status != runstate.FailedEmbedding || ji.State != runstate.Deadletter || !strings.Contains(string(ji.LastError), "INSUFFICIENT_QUOTA") {
 		t.Fatalf("status %s/%s, last error %s", ji.Status, ji.State, ji.LastError)
 	}
 	if ji.RetryCount != 0 {
@@ -168,7 +168,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // several re-checks while paused
 	ji, err := pipeline.GetJob(t.Context(), e.pool, second.JobID)
 	dbtest.Must(t, err, "get")
-	if ji.Status.Terminal() || ji.State == "deadletter" {
+	if ji.Status.Terminal() || ji.State == runstate.Deadletter {
 		t.Fatalf("paused job ended: %s/%s", ji.Status, ji.State)
 	}
 	if n := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE job_id = $1 AND code = 'BUDGET_PAUSED'`, second.JobID); n != 1 {
