@@ -260,8 +260,8 @@ func TestConcurrentWorkersDrainBacklog(t *testing.T) {
 		}
 	}
 	// Every stage finished exactly once per run.
-	if got := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE type = 'stage_done' AND code = 'STAGE_DONE'`); got != n*5 {
-		t.Errorf("stage_done events = %d, want %d", got, n*5)
+	if got, want := e.count(t, `SELECT count(*) FROM upload_pipeline.events WHERE type = 'stage_done' AND code = 'STAGE_DONE'`), n*len(runstate.Stages()); got != want {
+		t.Errorf("stage_done events = %d, want %d", got, want)
 	}
 	if got := e.count(t, `SELECT count(*) FROM (SELECT job_id, stage FROM upload_pipeline.events WHERE code = 'STAGE_DONE' GROUP BY 1, 2 HAVING count(*) > 1) x`); got != 0 {
 		t.Errorf("%d (run, stage) pairs finished more than once", got)

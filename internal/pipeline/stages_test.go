@@ -34,17 +34,22 @@ func TestStagesFollowTheVocabulary(t *testing.T) {
 	}
 }
 
-// Job kinds, priorities and the arguments' JSON are what jobs already in a deployed
-// database carry: they must never change for an existing stage.
+// Job kinds, priorities, the arguments' JSON and the entry status a run waits in for a
+// stage are what runs and jobs already in a deployed database carry: they must never
+// change for an existing stage.
 func TestStageJobsAreStable(t *testing.T) {
 	id := uuid.MustParse("0190a0a0-0000-7000-8000-000000000001")
 	for _, want := range []struct {
 		name     runstate.Stage
 		kind     string
 		priority int
+		entry    runstate.Status
 	}{
-		{"parse", "docpipe.parse", 4}, {"validate", "docpipe.validate", 3}, {"chunk", "docpipe.chunk", 3},
-		{"embed", "docpipe.embed", 2}, {"finalize", "docpipe.finalize", 1},
+		{"parse", "docpipe.parse", 4, "parse_queued"},
+		{"validate", "docpipe.validate", 3, "parsed"},
+		{"chunk", "docpipe.chunk", 3, "parse_validated"},
+		{"embed", "docpipe.embed", 2, "embedding_queued"},
+		{"finalize", "docpipe.finalize", 1, "embeddings_stored"},
 	} {
 		s := stageByName(want.name)
 		if s == nil {
@@ -52,8 +57,8 @@ func TestStageJobsAreStable(t *testing.T) {
 			continue
 		}
 		args := s.args(id)
-		if args.Kind() != want.kind || s.priority != want.priority {
-			t.Errorf("%s: kind %s priority %d, want %s %d", s.name, args.Kind(), s.priority, want.kind, want.priority)
+		if args.Kind() != want.kind || s.priority != want.priority || s.entry != want.entry {
+			t.Errorf("%s: kind %s priority %d entry %s, want %s %d %s", s.name, args.Kind(), s.priority, s.entry, want.kind, want.priority, want.entry)
 		}
 		if b, _ := json.Marshal(args); string(b) != `{"upload_job_id":"`+id.String()+`"}` {
 			t.Errorf("%s: args JSON %s", s.name, b)
@@ -63,27 +68,27 @@ func TestStageJobsAreStable(t *testing.T) {
 
 // A stage that advances hands the run to the next stage in the list, in that stage's
 // entry status (the same statuses as when each stage named its own); a terminal status
-// ends the run.
+// ends the run; the last stage cannot advance and no stage names a status to go on in.
 func TestAfterFollowsTheList(t *testing.T) {
+	for i, s := range stages[:len(stages)-1] {
+		next := stages[i+1]
+		if status, got, err := s.after(advance); status != next.entry || got != next || err != nil {
+			t.Errorf("%s advances to %q, %v, %v; want %s in %s", s.name, status, got, err, next.name, next.entry)
+		}
+		if _, _, err := s.after(next.entry); err == nil {
+			t.Errorf("%s may name the status %s to go on in", s.name, next.entry)
+		}
+	}
+	last := stages[len(stages)-1]
+	if _, _, err := last.after(advance); err == nil {
+		t.Errorf("the last stage %s may advance", last.name)
+	}
 	for _, c := range []struct {
 		from   *stage
 		result runstate.Status
-		status runstate.Status
-		next   *stage
-		err    bool
-	}{
-		{stageParse, advance, runstate.Parsed, stageValidate, false},
-		{stageValidate, advance, runstate.ParseValidated, stageChunk, false},
-		{stageValidate, runstate.Duplicate, runstate.Duplicate, nil, false},
-		{stageChunk, advance, runstate.EmbeddingQueued, stageEmbed, false},
-		{stageEmbed, advance, runstate.EmbeddingsStored, stageFinalize, false},
-		{stageFinalize, runstate.Complete, runstate.Complete, nil, false},
-		{stageFinalize, advance, "", nil, true},              // the last stage cannot advance
-		{stageParse, runstate.ParseValidated, "", nil, true}, // a stage never names a status to go on in
-	} {
-		status, next, err := c.from.after(c.result)
-		if status != c.status || next != c.next || (err != nil) != c.err {
-			t.Errorf("%s returns %q: %q, %v, %v", c.from.name, c.result, status, next, err)
+	}{{stageValidate, runstate.Duplicate}, {stageFinalize, runstate.Complete}} {
+		if status, next, err := c.from.after(c.result); status != c.result || next != nil || err != nil {
+			t.Errorf("%s returns %s: %q, %v, %v; want the run to end", c.from.name, c.result, status, next, err)
 		}
 	}
 }

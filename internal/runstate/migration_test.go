@@ -167,7 +167,7 @@ func TestVocabularyComparisonReportsBothDirections(t *testing.T) {
 		"status chunking is in the migrations but not in runstate",
 		"state paused is in runstate but not in the migrations",
 		"state retryable is in the migrations but not in runstate",
-		"rank chunking=5 is in the migrations but not in runstate",
+		fmt.Sprintf("rank chunking=%d is in the migrations but not in runstate", runstate.Chunking.Rank()),
 		"status/state pair chunking/queued is in the migrations but not in runstate",
 		"status/state pair uploaded/retryable is in the migrations but not in runstate",
 	} {
