@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/client"
-	"github.com/docpipe/docpipe/internal/pipeline"
 )
 
 func jobsCmd() *cobra.Command {
@@ -23,7 +23,7 @@ func jobsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List runs, newest first (--state queued|working|retryable|done|deadletter or a status)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var jobs []pipeline.JobInfo
+			var jobs []catalog.JobInfo
 			c, err := apiClient(cmd)
 			if err != nil {
 				return err
@@ -53,7 +53,7 @@ func jobsCmd() *cobra.Command {
 					return err
 				}
 				defer a.Close()
-				if jobs, err = pipeline.ListJobs(cmd.Context(), a.pool, state, limit); err != nil {
+				if jobs, err = catalog.ListJobs(cmd.Context(), a.pool, state, limit); err != nil {
 					return err
 				}
 			}
@@ -112,11 +112,11 @@ func jobsCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			ji, err := pipeline.GetJob(cmd.Context(), a.pool, id)
+			ji, err := catalog.GetJob(cmd.Context(), a.pool, id)
 			if err != nil {
 				return err
 			}
-			events, err := pipeline.JobEvents(cmd.Context(), a.pool, id)
+			events, err := catalog.JobEvents(cmd.Context(), a.pool, id)
 			if err != nil {
 				return err
 			}
@@ -189,7 +189,8 @@ func jobsCmd() *cobra.Command {
 				if why == "" {
 					why = "cancelled with docpipe jobs cancel"
 				}
-				ji, err := a.pipe.Cancel(cmd.Context(), pipeline.AllUsers(), id, why)
+				m := catalog.Manager{Pool: a.pool, Engine: a.pipe, Store: a.store, Log: a.log}
+				ji, err := m.Cancel(cmd.Context(), catalog.AllUsers(), id, why)
 				if err != nil {
 					return err
 				}
@@ -204,7 +205,7 @@ func jobsCmd() *cobra.Command {
 	return c
 }
 
-func printJob(cmd *cobra.Command, ji pipeline.JobInfo) {
+func printJob(cmd *cobra.Command, ji catalog.JobInfo) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "job         %s\ndocument    %s (%s)\nstatus      %s (%s), %.0f%%\nchunks      %d, embedded %d/%d\nretries     %d\ntokens      %d ($%.6f)\ncorrelation %s\n",
 		ji.JobID, ji.DocumentID, ji.Filename, ji.Status, ji.State, ji.Percent, ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal, ji.RetryCount,
@@ -216,8 +217,8 @@ func printJob(cmd *cobra.Command, ji pipeline.JobInfo) {
 }
 
 // jobInfoOf converts the API's view of a run for the shared printers.
-func jobInfoOf(j api.Job) pipeline.JobInfo {
-	ji := pipeline.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
+func jobInfoOf(j api.Job) catalog.JobInfo {
+	ji := catalog.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
 		Stage: j.Stage, Percent: j.Percent, ChunksTotal: j.ChunksTotal, EmbedsDone: j.EmbedsDone, EmbedsTotal: j.EmbedsTotal,
 		RetryCount: j.RetryCount, CorrelationID: j.CorrelationID, Pages: j.Pages, Tokens: j.Tokens, CostUSD: j.CostUSD,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/alerts"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/dbtest"
@@ -292,11 +293,11 @@ func submit(t *testing.T, p *pipeline.Pipeline, name string, data []byte) pipeli
 	return s
 }
 
-func wait(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) pipeline.JobInfo {
+func wait(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) catalog.JobInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
-	ji, err := pipeline.Wait(ctx, pool, id, nil)
+	ji, err := catalog.Wait(ctx, pool, id, nil)
 	dbtest.Must(t, err, "wait for %s", id)
 	return ji
 }

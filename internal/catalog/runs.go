@@ -1,4 +1,9 @@
-package pipeline
+// Package catalog is docpipe's read side: queries over runs, documents, chunks and
+// events, search (vector, keyword, hybrid), and the two things people do to what they
+// see, cancel a run and delete a document. Everything is scoped through one Scope: a
+// user's objects, or every user's for operators. The engine that moves runs along
+// (internal/pipeline) writes what this package reads.
+package catalog
 
 import (
 	"context"
@@ -10,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/docpipe/docpipe/internal/pipeline"
 )
 
 // Querier is what read paths need (a pool, a connection or a transaction).
@@ -57,16 +64,29 @@ func scanJobInfo(row pgx.Row) (JobInfo, error) {
 	if err != nil {
 		return ji, err
 	}
-	var pr map[string]any
-	_ = json.Unmarshal(progress, &pr)
-	ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal = intField(pr, "chunks_total"), intField(pr, "embeds_done"), intField(pr, "embeds_total")
-	ji.Stage, _ = pr["stage"].(string)
-	ji.Percent = Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
-	if len(le) > 0 {
-		ji.LastError = le
-	}
+	ji.setProgress(progress, le)
 	return ji, nil
 }
+
+// setProgress fills the fields read from upload_jobs.progress and last_error.
+func (ji *JobInfo) setProgress(progress, lastError []byte) {
+	var pr struct {
+		Stage       string  `json:"stage"`
+		ChunksTotal float64 `json:"chunks_total"`
+		EmbedsDone  float64 `json:"embeds_done"`
+		EmbedsTotal float64 `json:"embeds_total"`
+	}
+	_ = json.Unmarshal(progress, &pr)
+	ji.Stage = pr.Stage
+	ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal = int(pr.ChunksTotal), int(pr.EmbedsDone), int(pr.EmbedsTotal)
+	ji.Percent = pipeline.Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
+	if len(lastError) > 0 {
+		ji.LastError = lastError
+	}
+}
+
+// ErrNotFound is returned for an unknown job or document, and for one outside the scope.
+var ErrNotFound = errors.New("not found")
 
 // GetJob reads one run.
 func GetJob(ctx context.Context, q Querier, jobID uuid.UUID) (JobInfo, error) {
@@ -125,4 +145,30 @@ type Hit struct {
 	PageEnd     int       `json:"page_end,omitempty"`
 	Score       float64   `json:"score"` // cosine similarity, 1 = identical direction
 	Text        string    `json:"text"`
+}
+
+// Wait polls until the run reaches a terminal status or ctx ends; onProgress (optional)
+// is called whenever status or percent changes.
+func Wait(ctx context.Context, q Querier, jobID uuid.UUID, onProgress func(JobInfo)) (JobInfo, error) {
+	var last JobInfo
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		info, err := GetJob(ctx, q, jobID)
+		if err != nil {
+			return info, err
+		}
+		if onProgress != nil && (info.Status != last.Status || info.Percent != last.Percent) {
+			onProgress(info)
+		}
+		last = info
+		if pipeline.Terminal(info.Status) {
+			return info, nil
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package catalog
 
 import (
 	"context"
@@ -132,14 +132,7 @@ func scanDocument(row pgx.Row) (DocumentInfo, error) {
 	ji := JobInfo{JobID: *jobID, DocumentID: d.DocumentID, UserID: d.UserID, Filename: d.Filename, Status: *status, State: *state,
 		RetryCount: *retries, CorrelationID: *corrID, Pages: d.Pages, Tokens: *tokens, CostUSD: *cost,
 		CreatedAt: *jc, UpdatedAt: *ju, FinishedAt: jf}
-	var pr map[string]any
-	_ = json.Unmarshal(progress, &pr)
-	ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal = intField(pr, "chunks_total"), intField(pr, "embeds_done"), intField(pr, "embeds_total")
-	ji.Stage, _ = pr["stage"].(string)
-	ji.Percent = Percent(ji.Status, ji.EmbedsDone, ji.EmbedsTotal)
-	if len(le) > 0 {
-		ji.LastError = le
-	}
+	ji.setProgress(progress, le)
 	d.Job = &ji
 	return d, nil
 }
@@ -245,22 +238,4 @@ func ActiveRuns(ctx context.Context, q Querier, userID uuid.UUID) (int, error) {
 	err := q.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
 		WHERE d.user_id = $1 AND j.state IN ('queued', 'working', 'retryable')`, userID).Scan(&n)
 	return n, err
-}
-
-// Lookup returns the user's existing document and latest run for these bytes (by
-// their sha256, hex), with Duplicate set; found is false when there is none.
-func (p *Pipeline) Lookup(ctx context.Context, userID uuid.UUID, fileSHA256 string) (s Submitted, found bool, err error) {
-	s, err = p.existing(ctx, DocumentID(userID, fileSHA256))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Submitted{}, false, nil
-	}
-	return s, err == nil, err
-}
-
-// ScopedRetry re-drives a dead-lettered run the scope may see (see Retry).
-func (p *Pipeline) ScopedRetry(ctx context.Context, s Scope, jobID uuid.UUID) (string, error) {
-	if _, err := ScopedJob(ctx, p.pool, s, jobID); err != nil {
-		return "", err
-	}
-	return p.Retry(ctx, jobID)
 }
