@@ -143,7 +143,7 @@ Exit status 1 if any file failed.`,
 				waitAll(wctx, a, files, jobs, idx, results, asJSON)
 			} else {
 				for k, id := range jobs {
-					if ji, err := catalog.GetJob(ctx, a.pool, id); err == nil {
+					if ji, err := catalog.GetJob(ctx, a.pool, catalog.AllUsers(), id); err == nil {
 						results[idx[k]].Job = &ji
 					}
 				}
@@ -222,7 +222,7 @@ func waitAll(ctx context.Context, a *app, files []string, jobs []uuid.UUID, idx 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ji, err := catalog.Wait(ctx, a.pool, id, func(ji catalog.JobInfo) {
+			ji, err := catalog.Wait(ctx, a.pool, catalog.AllUsers(), id, func(ji catalog.JobInfo) {
 				if bar != nil {
 					mu.Lock()
 					status = ji.Status

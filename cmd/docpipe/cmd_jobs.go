@@ -28,11 +28,11 @@ func jobsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if limit <= 0 {
+				limit = 50
+			}
 			if c != nil {
 				q := client.JobsQuery{State: state}
-				if limit <= 0 {
-					limit = 50
-				}
 				for len(jobs) < limit {
 					q.Limit = min(limit-len(jobs), 500)
 					page, next, err := c.JobsPage(cmd.Context(), q)
@@ -53,8 +53,19 @@ func jobsCmd() *cobra.Command {
 					return err
 				}
 				defer a.Close()
-				if jobs, err = catalog.ListJobs(cmd.Context(), a.pool, state, limit); err != nil {
-					return err
+				var pg catalog.Page
+				for len(jobs) < limit {
+					pg.Limit = min(limit-len(jobs), 500)
+					page, err := catalog.ListJobs(cmd.Context(), a.pool, catalog.AllUsers(), state, nil, pg)
+					if err != nil {
+						return err
+					}
+					jobs = append(jobs, page...)
+					if len(page) < pg.Limit {
+						break
+					}
+					last := page[len(page)-1]
+					pg.BeforeTime, pg.BeforeID = last.CreatedAt, last.JobID
 				}
 			}
 			if asJSON {
@@ -112,11 +123,11 @@ func jobsCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			ji, err := catalog.GetJob(cmd.Context(), a.pool, id)
+			ji, err := catalog.GetJob(cmd.Context(), a.pool, catalog.AllUsers(), id)
 			if err != nil {
 				return err
 			}
-			events, err := catalog.JobEvents(cmd.Context(), a.pool, id)
+			events, err := catalog.JobEvents(cmd.Context(), a.pool, catalog.AllUsers(), id, 0)
 			if err != nil {
 				return err
 			}

@@ -40,10 +40,10 @@ func searchCmd() *cobra.Command {
 				if asJSON {
 					return printJSON(cmd, hits)
 				}
-				out := make([]catalog.RankedHit, len(hits))
+				out := make([]catalog.Hit, len(hits))
 				for i, h := range hits {
-					out[i] = catalog.RankedHit{Hit: catalog.Hit{DocumentID: h.DocumentID, Filename: h.Filename, ChunkID: h.ChunkID,
-						Ord: h.Ord, HeadingPath: h.HeadingPath, PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text},
+					out[i] = catalog.Hit{DocumentID: h.DocumentID, Filename: h.Filename, ChunkID: h.ChunkID, Ord: h.Ord,
+						HeadingPath: h.HeadingPath, PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text,
 						VectorRank: h.VectorRank, KeywordRank: h.KeywordRank}
 				}
 				printHits(cmd, out)
@@ -70,7 +70,7 @@ func searchCmd() *cobra.Command {
 			if user != nil {
 				scope = catalog.UserScope(*user)
 			}
-			hits, err := catalog.ScopedSearch(cmd.Context(), a.pool, a.embedder, scope, catalog.SearchRequest{Query: query, K: k, Mode: mode})
+			hits, err := catalog.Search(cmd.Context(), a.pool, a.embedder, scope, catalog.SearchRequest{Query: query, K: k, Mode: mode})
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,7 @@ func searchCmd() *cobra.Command {
 	return c
 }
 
-func printHits(cmd *cobra.Command, hits []catalog.RankedHit) {
+func printHits(cmd *cobra.Command, hits []catalog.Hit) {
 	out := cmd.OutOrStdout()
 	if len(hits) == 0 {
 		fmt.Fprintln(out, "no results")

@@ -67,7 +67,7 @@ trail); without an id it lists the newest documents as a table. Through the API 
 				defer a.Close()
 				scope := catalog.AllUsers()
 				if len(ids) == 0 {
-					infos, err := catalog.ScopedDocuments(ctx, a.pool, scope, catalog.Page{Limit: limit})
+					infos, err := catalog.ListDocuments(ctx, a.pool, scope, catalog.Page{Limit: limit})
 					if err != nil {
 						return err
 					}
@@ -76,13 +76,13 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					}
 				}
 				for _, id := range ids {
-					info, err := catalog.ScopedDocument(ctx, a.pool, scope, id)
+					info, err := catalog.GetDocument(ctx, a.pool, scope, id)
 					if err != nil {
 						return err
 					}
 					docs = append(docs, documentOf(info))
 					if events {
-						list, err := catalog.ScopedDocumentEvents(ctx, a.pool, scope, id, 0)
+						list, err := catalog.DocumentEvents(ctx, a.pool, scope, id, 0)
 						if err != nil {
 							return err
 						}

@@ -297,7 +297,7 @@ func wait(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) catalog.JobInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
-	ji, err := catalog.Wait(ctx, pool, id, nil)
+	ji, err := catalog.Wait(ctx, pool, catalog.AllUsers(), id, nil)
 	dbtest.Must(t, err, "wait for %s", id)
 	return ji
 }

@@ -66,7 +66,7 @@ func (s *Server) registerDocuments() {
 			return nil, badCursor()
 		}
 		pg.Limit = in.Limit
-		docs, err := catalog.ScopedDocuments(ctx, s.d.Pool, scope, pg)
+		docs, err := catalog.ListDocuments(ctx, s.d.Pool, scope, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list documents", err)
 		}
@@ -105,7 +105,7 @@ func (s *Server) registerDocuments() {
 			return nil, perr
 		}
 		scope, _ := scopeOf(ctx)
-		chunks, err := catalog.ScopedChunks(ctx, s.d.Pool, scope, d.DocumentID, in.After, in.Limit)
+		chunks, err := catalog.ListChunks(ctx, s.d.Pool, scope, d.DocumentID, in.After, in.Limit)
 		if err != nil {
 			return nil, s.internal(ctx, "list chunks", err)
 		}
@@ -133,7 +133,7 @@ func (s *Server) registerDocuments() {
 			return nil, perr
 		}
 		scope, _ := scopeOf(ctx)
-		evs, err := catalog.ScopedDocumentEvents(ctx, s.d.Pool, scope, d.DocumentID, 0)
+		evs, err := catalog.DocumentEvents(ctx, s.d.Pool, scope, d.DocumentID, 0)
 		if err != nil {
 			return nil, s.internal(ctx, "list events", err)
 		}
@@ -187,7 +187,7 @@ func (s *Server) document(ctx context.Context, rawID string) (catalog.DocumentIn
 		return catalog.DocumentInfo{}, perr
 	}
 	scope, _ := scopeOf(ctx)
-	d, err := catalog.ScopedDocument(ctx, s.d.Pool, scope, id)
+	d, err := catalog.GetDocument(ctx, s.d.Pool, scope, id)
 	if isNotFound(err) {
 		return d, notFound("document")
 	} else if err != nil {

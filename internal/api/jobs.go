@@ -51,7 +51,7 @@ func (s *Server) registerJobs() {
 		if perr != nil {
 			return nil, perr
 		}
-		ji, err := catalog.ScopedJob(ctx, s.d.Pool, scope, id)
+		ji, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
 		if isNotFound(err) {
 			return nil, notFound("job")
 		} else if err != nil {
@@ -80,7 +80,7 @@ func (s *Server) registerJobs() {
 			}
 			doc = &id
 		}
-		jobs, err := catalog.ScopedJobs(ctx, s.d.Pool, scope, in.State, doc, pg)
+		jobs, err := catalog.ListJobs(ctx, s.d.Pool, scope, in.State, doc, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list jobs", err)
 		}
@@ -108,7 +108,7 @@ func (s *Server) registerJobs() {
 			return nil, perr
 		}
 		// The engine's re-drive is not scoped: check the caller may see the run first.
-		_, err := catalog.ScopedJob(ctx, s.d.Pool, scope, id)
+		_, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
 		if err == nil {
 			_, err = s.d.Pipe.Retry(ctx, id)
 		}
@@ -121,7 +121,7 @@ func (s *Server) registerJobs() {
 			}
 			return nil, s.internal(ctx, "retry job", err)
 		}
-		ji, err := catalog.ScopedJob(ctx, s.d.Pool, scope, id)
+		ji, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
 		if err != nil {
 			return nil, s.internal(ctx, "read job", err)
 		}

@@ -45,7 +45,7 @@ func (s *Server) registerSearch() {
 			}
 			req.DocumentIDs = append(req.DocumentIDs, id)
 		}
-		hits, err := catalog.ScopedSearch(ctx, s.d.Pool, s.d.Embedder, scope, req)
+		hits, err := catalog.Search(ctx, s.d.Pool, s.d.Embedder, scope, req)
 		if err != nil {
 			return nil, s.internal(ctx, "search", err)
 		}

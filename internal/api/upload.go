@@ -352,7 +352,7 @@ func (s *Server) sniff(data []byte, filename string) (string, *Problem) {
 // the daily count (reserved now; release gives it back if nothing was started).
 func (s *Server) admit(ctx context.Context, userID uuid.UUID) (release func(), _ *Problem) {
 	if s.o.MaxActiveJobs > 0 {
-		n, err := catalog.ActiveRuns(ctx, s.d.Pool, userID)
+		n, err := catalog.ActiveRuns(ctx, s.d.Pool, catalog.UserScope(userID))
 		if err != nil {
 			return nil, s.internal(ctx, "count active runs", err)
 		}

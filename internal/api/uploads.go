@@ -206,7 +206,7 @@ func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID,
 		WHERE document_id = $1 AND ($2 OR user_id = $3)`, docID, all, userArg).Scan(&u.userID, &u.filename, &u.size, &u.sha, &u.key, &u.jobID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Already completed (a retry), or never started, or another tenant's.
-		if d, derr := catalog.ScopedDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
+		if d, derr := catalog.GetDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
 			return UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, CorrelationID: d.Job.CorrelationID, Status: d.Job.Status,
 				Duplicate: true, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256}, http.StatusOK, nil
 		}

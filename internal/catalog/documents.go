@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,84 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
-
-// Scope says whose objects a read or write may touch: one user's, or every user's
-// (an operator's admin key). The zero Scope matches nobody. Every query below puts
-// the scope into its SQL, so another tenant's id behaves exactly like an unknown id.
-type Scope struct {
-	user uuid.UUID
-	all  bool
-}
-
-// UserScope limits queries to one user's documents and runs.
-func UserScope(userID uuid.UUID) Scope { return Scope{user: userID} }
-
-// AllUsers is the operators' scope: every tenant's objects.
-func AllUsers() Scope { return Scope{all: true} }
-
-// All reports whether the scope spans every user.
-func (s Scope) All() bool { return s.all }
-
-// arg is the value for a `($n::uuid IS NULL OR user_id = $n)` predicate.
-func (s Scope) arg() *uuid.UUID {
-	if s.all {
-		return nil
-	}
-	u := s.user
-	return &u
-}
-
-// ScopedJob reads one run if the scope may see it (ErrNotFound otherwise).
-func ScopedJob(ctx context.Context, q Querier, s Scope, jobID uuid.UUID) (JobInfo, error) {
-	ji, err := scanJobInfo(q.QueryRow(ctx, jobInfoSelect+` WHERE j.job_id = $1 AND ($2::uuid IS NULL OR d.user_id = $2)`, jobID, s.arg()))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ji, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
-	}
-	return ji, err
-}
-
-// Page is keyset pagination over (created_at, id), newest first.
-type Page struct {
-	Limit int // default 50, at most 500
-	// Before continues a listing: only rows strictly older than (BeforeTime, BeforeID).
-	BeforeTime time.Time
-	BeforeID   uuid.UUID
-}
-
-func (p Page) limit() int {
-	switch {
-	case p.Limit <= 0:
-		return 50
-	case p.Limit > 500:
-		return 500
-	}
-	return p.Limit
-}
-
-// before returns the cursor arguments: nil time means "from the newest".
-func (p Page) before() (*time.Time, uuid.UUID) {
-	if p.BeforeTime.IsZero() {
-		return nil, uuid.Nil
-	}
-	t := p.BeforeTime
-	return &t, p.BeforeID
-}
-
-// ScopedJobs lists runs the scope may see, newest first. state filters by state or
-// status ("" = any); documentID (non-nil) by document.
-func ScopedJobs(ctx context.Context, q Querier, s Scope, state string, documentID *uuid.UUID, pg Page) ([]JobInfo, error) {
-	bt, bid := pg.before()
-	rows, err := q.Query(ctx, jobInfoSelect+`
-		WHERE ($1::uuid IS NULL OR d.user_id = $1)
-		  AND ($2 = '' OR j.state = $2 OR j.status = $2)
-		  AND ($3::uuid IS NULL OR j.document_id = $3)
-		  AND ($4::timestamptz IS NULL OR (j.created_at, j.job_id) < ($4, $5))
-		ORDER BY j.created_at DESC, j.job_id DESC LIMIT $6`, s.arg(), state, documentID, bt, bid, pg.limit())
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobInfo, error) { return scanJobInfo(r) })
-}
 
 // DocumentInfo is a document as people see it, with its latest run.
 type DocumentInfo struct {
@@ -137,105 +58,30 @@ func scanDocument(row pgx.Row) (DocumentInfo, error) {
 	return d, nil
 }
 
-// ScopedDocument reads one document if the scope may see it (ErrNotFound otherwise).
-func ScopedDocument(ctx context.Context, q Querier, s Scope, docID uuid.UUID) (DocumentInfo, error) {
+// GetDocument reads one document if the scope may see it (ErrNotFound otherwise).
+func GetDocument(ctx context.Context, q Querier, s Scope, docID uuid.UUID) (DocumentInfo, error) {
 	d, err := scanDocument(q.QueryRow(ctx, documentSelect+` WHERE d.document_id = $1 AND ($2::uuid IS NULL OR d.user_id = $2)`, docID, s.arg()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, fmt.Errorf("document %s: %w", docID, ErrNotFound)
+	} else if err != nil {
+		return d, fmt.Errorf("read document %s: %w", docID, err)
 	}
-	return d, err
+	return d, nil
 }
 
-// ScopedDocuments lists the documents the scope may see, newest first.
-func ScopedDocuments(ctx context.Context, q Querier, s Scope, pg Page) ([]DocumentInfo, error) {
+// ListDocuments lists the documents the scope may see, newest first.
+func ListDocuments(ctx context.Context, q Querier, s Scope, pg Page) ([]DocumentInfo, error) {
 	bt, bid := pg.before()
 	rows, err := q.Query(ctx, documentSelect+`
 		WHERE ($1::uuid IS NULL OR d.user_id = $1)
 		  AND ($2::timestamptz IS NULL OR (d.created_at, d.document_id) < ($2, $3))
 		ORDER BY d.created_at DESC, d.document_id DESC LIMIT $4`, s.arg(), bt, bid, pg.limit())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list documents: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DocumentInfo, error) { return scanDocument(r) })
-}
-
-// Chunk is one searchable chunk of a document.
-type Chunk struct {
-	ChunkID     uuid.UUID
-	Ord         int
-	Text        string
-	Tokens      int
-	HeadingPath []string
-	PageStart   int
-	PageEnd     int
-	EmbedModel  string
-}
-
-type chunkMeta struct {
-	HeadingPath []string `json:"heading_path"`
-	PageStart   int      `json:"page_start"`
-	PageEnd     int      `json:"page_end"`
-}
-
-// ScopedChunks pages through a document's searchable chunks in order: those with an
-// ordinal above afterOrd (-1 = from the start), at most limit (default 100, max 1000).
-// A document the scope may not see has no chunks; callers check the document first.
-func ScopedChunks(ctx context.Context, q Querier, s Scope, docID uuid.UUID, afterOrd, limit int) ([]Chunk, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	limit = min(limit, 1000)
-	// One row per ordinal: the newest embedding model's copy.
-	rows, err := q.Query(ctx, `SELECT DISTINCT ON (c.chunk_ord) c.chunk_id, c.chunk_ord, c.text, c.token_count, c.meta, c.embed_model
-		FROM upload_pipeline.document_chunks c
-		WHERE c.document_id = $1 AND ($2::uuid IS NULL OR c.user_id = $2) AND c.chunk_ord > $3
-		ORDER BY c.chunk_ord, c.created_at DESC LIMIT $4`, docID, s.arg(), afterOrd, limit)
+	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DocumentInfo, error) { return scanDocument(r) })
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list documents: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Chunk, error) {
-		var c Chunk
-		var meta []byte
-		if err := r.Scan(&c.ChunkID, &c.Ord, &c.Text, &c.Tokens, &meta, &c.EmbedModel); err != nil {
-			return c, err
-		}
-		var m chunkMeta
-		_ = json.Unmarshal(meta, &m)
-		c.HeadingPath, c.PageStart, c.PageEnd = m.HeadingPath, m.PageStart, m.PageEnd
-		return c, nil
-	})
-}
-
-// DocumentEvent is one audit-trail row of a document, with the run it belongs to.
-type DocumentEvent struct {
-	Event
-	JobID uuid.UUID
-}
-
-// ScopedDocumentEvents lists a document's audit trail (every run), oldest first, at
-// most limit rows (default and max 5000).
-func ScopedDocumentEvents(ctx context.Context, q Querier, s Scope, docID uuid.UUID, limit int) ([]DocumentEvent, error) {
-	if limit <= 0 || limit > 5000 {
-		limit = 5000
-	}
-	rows, err := q.Query(ctx, `SELECT e.ts, e.type, coalesce(e.stage, ''), e.severity, e.code, e.payload, coalesce(e.worker_id, ''),
-		       coalesce(e.attempt, 0), coalesce(e.job_id, '00000000-0000-0000-0000-000000000000'::uuid)
-		FROM upload_pipeline.events e JOIN upload_pipeline.documents d ON d.document_id = e.document_id
-		WHERE e.document_id = $1 AND ($2::uuid IS NULL OR d.user_id = $2)
-		ORDER BY e.ts, e.event_id LIMIT $3`, docID, s.arg(), limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DocumentEvent, error) {
-		var e DocumentEvent
-		return e, r.Scan(&e.Time, &e.Type, &e.Stage, &e.Severity, &e.Code, &e.Payload, &e.WorkerID, &e.Attempt, &e.JobID)
-	})
-}
-
-// ActiveRuns counts a user's runs that are queued, working or waiting to retry.
-func ActiveRuns(ctx context.Context, q Querier, userID uuid.UUID) (int, error) {
-	var n int
-	err := q.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
-		WHERE d.user_id = $1 AND j.state IN ('queued', 'working', 'retryable')`, userID).Scan(&n)
-	return n, err
+	return docs, nil
 }

@@ -92,7 +92,7 @@ func (m Manager) Cancel(ctx context.Context, s Scope, jobID uuid.UUID, reason st
 		m.log().Warn("cancel: could not cancel queued stage jobs", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "error", err)
 	}
 	m.log().Info("run cancelled", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "from", from, "to", failStatus)
-	return ScopedJob(ctx, m.Pool, s, jobID)
+	return GetJob(ctx, m.Pool, s, jobID)
 }
 
 // DeleteDocument removes a document the scope may see: its runs are stopped, its rows

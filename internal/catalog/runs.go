@@ -1,8 +1,3 @@
-// Package catalog is docpipe's read side: queries over runs, documents, chunks and
-// events, search (vector, keyword, hybrid), and the two things people do to what they
-// see, cancel a run and delete a document. Everything is scoped through one Scope: a
-// user's objects, or every user's for operators. The engine that moves runs along
-// (internal/pipeline) writes what this package reads.
 package catalog
 
 import (
@@ -14,17 +9,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/docpipe/docpipe/internal/pipeline"
 )
-
-// Querier is what read paths need (a pool, a connection or a transaction).
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
 
 // JobInfo is a run as people see it.
 type JobInfo struct {
@@ -85,76 +72,57 @@ func (ji *JobInfo) setProgress(progress, lastError []byte) {
 	}
 }
 
-// ErrNotFound is returned for an unknown job or document, and for one outside the scope.
-var ErrNotFound = errors.New("not found")
-
-// GetJob reads one run.
-func GetJob(ctx context.Context, q Querier, jobID uuid.UUID) (JobInfo, error) {
-	ji, err := scanJobInfo(q.QueryRow(ctx, jobInfoSelect+` WHERE j.job_id = $1`, jobID))
+// GetJob reads one run if the scope may see it (ErrNotFound otherwise).
+func GetJob(ctx context.Context, q Querier, s Scope, jobID uuid.UUID) (JobInfo, error) {
+	ji, err := scanJobInfo(q.QueryRow(ctx, jobInfoSelect+` WHERE j.job_id = $1 AND ($2::uuid IS NULL OR d.user_id = $2)`, jobID, s.arg()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ji, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
+	} else if err != nil {
+		return ji, fmt.Errorf("read job %s: %w", jobID, err)
 	}
-	return ji, err
+	return ji, nil
 }
 
-// ListJobs lists runs, newest first; state "" means any.
-func ListJobs(ctx context.Context, q Querier, state string, limit int) ([]JobInfo, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	rows, err := q.Query(ctx, jobInfoSelect+` WHERE ($1 = '' OR j.state = $1 OR j.status = $1) ORDER BY j.created_at DESC, j.job_id DESC LIMIT $2`, state, limit)
+// ListJobs lists runs the scope may see, newest first. state filters by state or
+// status ("" = any); documentID (non-nil) by document.
+func ListJobs(ctx context.Context, q Querier, s Scope, state string, documentID *uuid.UUID, pg Page) ([]JobInfo, error) {
+	bt, bid := pg.before()
+	rows, err := q.Query(ctx, jobInfoSelect+`
+		WHERE ($1::uuid IS NULL OR d.user_id = $1)
+		  AND ($2 = '' OR j.state = $2 OR j.status = $2)
+		  AND ($3::uuid IS NULL OR j.document_id = $3)
+		  AND ($4::timestamptz IS NULL OR (j.created_at, j.job_id) < ($4, $5))
+		ORDER BY j.created_at DESC, j.job_id DESC LIMIT $6`, s.arg(), state, documentID, bt, bid, pg.limit())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobInfo, error) { return scanJobInfo(r) })
-}
-
-// Event is one audit-trail row.
-type Event struct {
-	Time     time.Time       `json:"ts"`
-	Type     string          `json:"type"`
-	Stage    string          `json:"stage,omitempty"`
-	Severity string          `json:"severity"`
-	Code     string          `json:"code"`
-	Payload  json.RawMessage `json:"payload"`
-	WorkerID string          `json:"worker_id,omitempty"`
-	Attempt  int             `json:"attempt,omitempty"`
-}
-
-// JobEvents lists a run's events, oldest first.
-func JobEvents(ctx context.Context, q Querier, jobID uuid.UUID) ([]Event, error) {
-	rows, err := q.Query(ctx, `SELECT ts, type, coalesce(stage, ''), severity, code, payload, coalesce(worker_id, ''), coalesce(attempt, 0)
-		FROM upload_pipeline.events WHERE job_id = $1 ORDER BY ts, event_id`, jobID)
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobInfo, error) { return scanJobInfo(r) })
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		return e, r.Scan(&e.Time, &e.Type, &e.Stage, &e.Severity, &e.Code, &e.Payload, &e.WorkerID, &e.Attempt)
-	})
+	return jobs, nil
 }
 
-// Hit is one search result.
-type Hit struct {
-	DocumentID  uuid.UUID `json:"document_id"`
-	Filename    string    `json:"filename"`
-	ChunkID     uuid.UUID `json:"chunk_id"`
-	Ord         int       `json:"chunk_ord"`
-	HeadingPath []string  `json:"heading_path"`
-	PageStart   int       `json:"page_start,omitempty"`
-	PageEnd     int       `json:"page_end,omitempty"`
-	Score       float64   `json:"score"` // cosine similarity, 1 = identical direction
-	Text        string    `json:"text"`
+// ActiveRuns counts the runs the scope may see that are queued, working or waiting to
+// retry.
+func ActiveRuns(ctx context.Context, q Querier, s Scope) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM upload_pipeline.upload_jobs j JOIN upload_pipeline.documents d USING (document_id)
+		WHERE ($1::uuid IS NULL OR d.user_id = $1) AND j.state IN ('queued', 'working', 'retryable')`, s.arg()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count active runs: %w", err)
+	}
+	return n, nil
 }
 
 // Wait polls until the run reaches a terminal status or ctx ends; onProgress (optional)
 // is called whenever status or percent changes.
-func Wait(ctx context.Context, q Querier, jobID uuid.UUID, onProgress func(JobInfo)) (JobInfo, error) {
+func Wait(ctx context.Context, q Querier, s Scope, jobID uuid.UUID, onProgress func(JobInfo)) (JobInfo, error) {
 	var last JobInfo
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		info, err := GetJob(ctx, q, jobID)
+		info, err := GetJob(ctx, q, s, jobID)
 		if err != nil {
 			return info, err
 		}

@@ -156,7 +156,7 @@ func TestMetricsAgreeWithDatabase(t *testing.T) {
 	jobs = append(jobs, s.JobID)
 	for _, id := range jobs {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ji, err := catalog.Wait(ctx, pool, id, nil)
+		ji, err := catalog.Wait(ctx, pool, catalog.AllUsers(), id, nil)
 		cancel()
 		dbtest.Must(t, err, "wait %s", id)
 		if !pipeline.Terminal(ji.Status) {

@@ -166,7 +166,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // several re-checks while paused
-	ji, err := catalog.GetJob(t.Context(), e.pool, second.JobID)
+	ji, err := catalog.GetJob(t.Context(), e.pool, catalog.AllUsers(), second.JobID)
 	dbtest.Must(t, err, "get")
 	if pipeline.Terminal(ji.Status) || ji.State == "deadletter" {
 		t.Fatalf("paused job ended: %s/%s", ji.Status, ji.State)

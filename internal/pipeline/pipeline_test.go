@@ -109,7 +109,7 @@ func (e *env) wait(t *testing.T, jobID uuid.UUID, d time.Duration) catalog.JobIn
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	ji, err := catalog.Wait(ctx, e.pool, jobID, nil)
+	ji, err := catalog.Wait(ctx, e.pool, catalog.AllUsers(), jobID, nil)
 	if err != nil {
 		t.Fatalf("wait for job %s: %v (last status %s)", jobID, err, ji.Status)
 	}
@@ -166,7 +166,7 @@ func TestLargePDFDeterministicAndSearchable(t *testing.T) {
 			t.Errorf("run %d: %d rows left in the buffers after finalize", i, n)
 		}
 		emb, _ := embed.NewLocal(1536)
-		hits, err := catalog.ScopedSearch(context.Background(), e.pool, emb, catalog.UserScope(user), catalog.SearchRequest{Query: "deductible", K: 5})
+		hits, err := catalog.Search(context.Background(), e.pool, emb, catalog.UserScope(user), catalog.SearchRequest{Query: "deductible", K: 5})
 		dbtest.Must(t, err, "search")
 		if len(hits) == 0 {
 			t.Fatal("search deductible: no hits")
