@@ -166,7 +166,7 @@ func SanitizeFilename(name string) string {
 // ErrNotDeadLettered is returned by Retry for a run that is not dead-lettered.
 var ErrNotDeadLettered = errors.New("the job is not dead-lettered")
 
-// ErrNotFound is returned for an unknown job or document.
+// ErrNotFound is returned for an unknown run (Retry, the webhook, CancelRun).
 var ErrNotFound = errors.New("not found")
 
 // Retry re-drives a dead-lettered run: it goes back to the entry status of the stage
