@@ -90,7 +90,7 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	defer func() { stopAlerts(); <-alertsDone }()
 
 	apiHandler, err := api.New(api.Deps{
-		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log, DatabaseURL: a.cfg.DatabaseURL,
+		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log,
 		Alerts: eng, Budgets: a.opts.Budgets,
 	}, opts)
 	if err != nil {
