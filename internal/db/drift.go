@@ -56,9 +56,12 @@ var ErrMigrationInFlight = errors.New("a migration is running (goose's migration
 // ScratchError means the expected schema could not be built: no scratch database.
 type ScratchError struct{ Err error }
 
+// ScratchFix says what to do about a ScratchError.
+const ScratchFix = "grant the role CREATEDB (and pgvector must be creatable in a new database), or point the check at any PostgreSQL " +
+	"with pgvector where a scratch database may be created: `docpipe validate db --scratch-url URL` or DOCPIPE_SCRATCH_DATABASE_URL"
+
 func (e *ScratchError) Error() string {
-	return "cannot build the expected schema in a scratch database: " + e.Err.Error() +
-		" (grant the role CREATEDB and superuser-free pgvector, or point the check at any PostgreSQL with pgvector where a scratch database may be created: `docpipe validate db --scratch-url URL`, DOCPIPE_SCRATCH_DATABASE_URL)"
+	return "cannot build the expected schema in a scratch database: " + e.Err.Error() + " (" + ScratchFix + ")"
 }
 
 func (e *ScratchError) Unwrap() error { return e.Err }
@@ -116,6 +119,24 @@ func (d *DriftChecker) Check(ctx context.Context) (*DriftReport, error) {
 	rep.Objects = len(want.tables) + len(want.columns) + len(want.constraints) + len(want.indexes) +
 		len(want.triggers) + len(want.functions) + len(want.enums) + len(want.extensions)
 	return rep, nil
+}
+
+// Drifted is Check for the alert engine: the differences in words (none = no
+// drift). A database newer than this binary (a rolling deploy) is an error: this
+// binary cannot judge it.
+func (d *DriftChecker) Drifted(ctx context.Context) ([]string, error) {
+	rep, err := d.Check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Ahead != "" {
+		return nil, errors.New(rep.Ahead)
+	}
+	out := make([]string, len(rep.Differences))
+	for i, diff := range rep.Differences {
+		out[i] = diff.String()
+	}
+	return out, nil
 }
 
 var errRiverMoved = errors.New("river migrated while reading")
