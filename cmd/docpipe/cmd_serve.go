@@ -84,7 +84,8 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	src := metrics.NewSource(a.pool, metrics.SourceOptions{})
 	m := metrics.New(a.pool, metrics.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck, Log: a.log})
 	eng := alerts.New(a.pool, alerts.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck,
-		SchemaCheck: db.NewDriftChecker(a.pool, db.DriftOptions{ScratchURL: a.cfg.ScratchURL}).Drifted,
+		// A migration in flight is not waited for long: the next check is in 5 min.
+		SchemaCheck: db.NewDriftChecker(a.pool, db.DriftOptions{ScratchURL: a.cfg.ScratchURL, LockWait: 2 * time.Second}).Drifted,
 		WebhookURL:  a.cfg.AlertWebhookURL, Log: a.log})
 	actx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
 	alertsDone := make(chan struct{})

@@ -313,9 +313,10 @@ func (d *DriftChecker) buildExpected(ctx context.Context, key expectedKey) (_ *c
 		return nil, &ScratchError{fmt.Errorf("connect to %s: %w", admin.Host, err)}
 	}
 	defer ac.Close(context.WithoutCancel(ctx))
-	b := make([]byte, 6)
+	dropStaleScratch(ctx, ac)
+	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := "docpipe_scratch_" + hex.EncodeToString(b)
+	name := fmt.Sprintf("%s%d_%s", scratchPrefix, time.Now().Unix(), hex.EncodeToString(b))
 	if _, err := ac.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
 		return nil, &ScratchError{err}
 	}
@@ -341,6 +342,29 @@ func (d *DriftChecker) buildExpected(ctx context.Context, key expectedKey) (_ *c
 		return nil, err
 	}
 	return inspect(ctx, conn, scopes(key.riverSchema))
+}
+
+// scratchPrefix starts the name of every scratch database, followed by its
+// creation time (unix seconds) and a random suffix.
+const scratchPrefix = "docpipe_scratch_"
+
+// dropStaleScratch drops scratch databases left by a check that was killed
+// midway: any older than an hour (a check takes seconds). Best effort.
+func dropStaleScratch(ctx context.Context, conn *pgx.Conn) {
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1`, strings.ReplaceAll(scratchPrefix, "_", `\_`)+"%")
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		var created int64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(n, scratchPrefix), "%d_", &created); err == nil && time.Since(time.Unix(created, 0)) > time.Hour {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(n)+" WITH (FORCE)")
+		}
+	}
 }
 
 // migrateScratch brings the scratch database to the live versions exactly.

@@ -22,11 +22,20 @@ func checkDrift(t *testing.T, d *db.DriftChecker) *db.DriftReport {
 	return rep
 }
 
-// A freshly migrated database has no drift, and both schemas were compared.
+// A freshly migrated database has no drift, and both schemas were compared. A
+// scratch database left by a check killed hours ago is dropped on the way.
 func TestDriftNoneOnFreshDatabase(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.Pool(t)
+	stale := fmt.Sprintf("docpipe_scratch_%d_%08x", time.Now().Add(-2*time.Hour).Unix(), time.Now().UnixNano()&0xffffffff)
+	_, err := pool.Exec(context.Background(), "CREATE DATABASE "+stale+" TEMPLATE template0")
+	dbtest.Must(t, err, "create a stale scratch database")
 	rep := checkDrift(t, db.NewDriftChecker(pool, db.DriftOptions{}))
+	var left int
+	dbtest.Must(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_database WHERE datname = $1`, stale).Scan(&left), "count")
+	if left != 0 {
+		t.Errorf("the stale scratch database %s is still there", stale)
+	}
 	if len(rep.Differences) != 0 || len(rep.Pending) != 0 || rep.Ahead != "" {
 		t.Fatalf("fresh database: %d differences (%s), pending %v, ahead %q", len(rep.Differences), rep.Summary(10), rep.Pending, rep.Ahead)
 	}

@@ -63,8 +63,11 @@ type Embedder interface {
 // skipped starts the reason of a check that does not apply to this configuration.
 const skipped = "skipped: "
 
-// checkTimeout bounds each live check.
-const checkTimeout = 20 * time.Second
+// checkTimeout bounds each live check; driftTimeout the schema drift check.
+const (
+	checkTimeout = 20 * time.Second
+	driftTimeout = 2 * time.Minute
+)
 
 // Env is `docpipe validate env`: a live preflight of one environment. Each check
 // makes the cheapest real call that proves its part works and reports its latency.
@@ -78,8 +81,9 @@ func Env(ctx context.Context, t EnvTarget) []Check {
 		t.HTTPClient = &http.Client{Timeout: 15 * time.Second}
 	}
 	var out []Check
+	timeout := checkTimeout
 	run := func(f func(context.Context) Check) {
-		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		start := time.Now()
 		c := f(cctx)
@@ -98,7 +102,9 @@ func Env(ctx context.Context, t EnvTarget) []Check {
 		defer pool.Close()
 		run(func(ctx context.Context) Check { return pgvectorCheck(ctx, pool) })
 		run(func(ctx context.Context) Check { return envMigrationsCheck(ctx, pool) })
+		timeout = driftTimeout // it may wait for a migration, then build a scratch database
 		run(func(ctx context.Context) Check { return envDriftCheck(ctx, pool, t.Drift) })
+		timeout = checkTimeout
 	}
 	run(func(ctx context.Context) Check { return storeCheck(ctx, t) })
 	run(func(ctx context.Context) Check { return llamaParseCheck(ctx, t.LlamaParse) })
@@ -113,6 +119,9 @@ func Env(ctx context.Context, t EnvTarget) []Check {
 func postgresCheck(ctx context.Context, url string) (*pgxpool.Pool, Check) {
 	const name = "env: postgres"
 	fix := "check DATABASE_URL, and that the server runs and accepts connections from here (network, firewall, pg_hba.conf, TLS)"
+	if url == "" {
+		return nil, Fail(name, "DATABASE_URL is not set", "set DATABASE_URL to the database docpipe uses")
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, Fail(name, "DATABASE_URL is not a valid connection string", fix)
