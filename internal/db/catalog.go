@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,19 +18,14 @@ import (
 // databases built by the same DDL read the same, and the expected side's text is the
 // SQL that restores the object.
 type catalog struct {
-	tables      map[string]tableDef  // schema.table
+	tables      map[string]string    // schema.table: its reloptions ("fillfactor=90")
 	columns     map[string]columnDef // schema.table.column
 	constraints map[string]namedDef  // schema.table.constraint
 	indexes     map[string]indexDef  // schema.index
 	triggers    map[string]triggerDef
 	functions   map[string]namedDef // schema.name(args)
-	enums       map[string]namedDef // schema.type: labels, comma-separated
+	enums       map[string][]string // schema.type: its labels in order
 	extensions  map[string]string   // name: version
-}
-
-type tableDef struct {
-	schema, name string
-	options      string // reloptions, e.g. "fillfactor=90"
 }
 
 type columnDef struct {
@@ -124,7 +120,7 @@ WHERE n.nspname = $1 AND p.proname LIKE $2 AND p.prokind IN ('f', 'p')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`
 
 	sqlEnums = `
-SELECT t.typname, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+SELECT t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
 FROM pg_type t
 JOIN pg_enum e ON e.enumtypid = t.oid
 JOIN pg_namespace n ON n.oid = t.typnamespace
@@ -138,9 +134,9 @@ GROUP BY t.typname`
 // both sides: the deparsed text qualifies names that are not on the path.
 func inspect(ctx context.Context, conn *pgx.Conn, scopes []scope) (*catalog, error) {
 	c := &catalog{
-		tables: map[string]tableDef{}, columns: map[string]columnDef{}, constraints: map[string]namedDef{},
+		tables: map[string]string{}, columns: map[string]columnDef{}, constraints: map[string]namedDef{},
 		indexes: map[string]indexDef{}, triggers: map[string]triggerDef{}, functions: map[string]namedDef{},
-		enums: map[string]namedDef{}, extensions: map[string]string{},
+		enums: map[string][]string{}, extensions: map[string]string{},
 	}
 	for _, sc := range scopes {
 		q := func(sql string, scan func(pgx.Rows) error) error {
@@ -158,10 +154,9 @@ func inspect(ctx context.Context, conn *pgx.Conn, scopes []scope) (*catalog, err
 		}
 		qual := func(name string) string { return sc.schema + "." + name }
 		if err := q(sqlTables, func(r pgx.Rows) error {
-			var t tableDef
-			t.schema = sc.schema
-			err := r.Scan(&t.name, &t.options)
-			c.tables[qual(t.name)] = t
+			var name, options string
+			err := r.Scan(&name, &options)
+			c.tables[qual(name)] = options
 			return err
 		}); err != nil {
 			return nil, err
@@ -211,9 +206,10 @@ func inspect(ctx context.Context, conn *pgx.Conn, scopes []scope) (*catalog, err
 			return nil, err
 		}
 		if err := q(sqlEnums, func(r pgx.Rows) error {
-			var d namedDef
-			err := r.Scan(&d.name, &d.def)
-			c.enums[qual(d.name)] = d
+			var name string
+			var labels []string
+			err := r.Scan(&name, &labels)
+			c.enums[qual(name)] = labels
 			return err
 		}); err != nil {
 			return nil, err
@@ -282,10 +278,9 @@ func compare(live, want *catalog) []Difference {
 		l, ok := live.enums[key]
 		switch {
 		case !ok:
-			add("type", key, problemMissing, fmt.Sprintf("CREATE TYPE %s AS ENUM (%s);", qualIdent(key), w.def))
-		case l.def != w.def:
-			add("type", key, fmt.Sprintf("has labels (%s), expected (%s)", l.def, w.def),
-				fmt.Sprintf("-- add the missing labels in order, e.g.: ALTER TYPE %s ADD VALUE 'label' AFTER 'previous';", qualIdent(key)))
+			add("type", key, problemMissing, fmt.Sprintf("CREATE TYPE %s AS ENUM (%s);", qualIdent(key), literals(w)))
+		case !slices.Equal(l, w):
+			add("type", key, fmt.Sprintf("has labels (%s), expected (%s)", literals(l), literals(w)), enumSQL(key, l, w))
 		}
 	}
 	for key := range live.enums {
@@ -299,12 +294,12 @@ func compare(live, want *catalog) []Difference {
 		case !ok:
 			goneTable[key] = true
 			add("table", key, problemMissing, createTableSQL(want, key))
-		case l.options != w.options:
-			sql := fmt.Sprintf("ALTER TABLE %s SET (%s);", qualIdent(key), w.options)
-			if w.options == "" {
-				sql = fmt.Sprintf("ALTER TABLE %s RESET (%s);", qualIdent(key), optionNames(l.options))
+		case l != w:
+			sql := fmt.Sprintf("ALTER TABLE %s SET (%s);", qualIdent(key), w)
+			if w == "" {
+				sql = fmt.Sprintf("ALTER TABLE %s RESET (%s);", qualIdent(key), optionNames(l))
 			}
-			add("table", key, fmt.Sprintf("has storage options (%s), expected (%s)", l.options, w.options), sql)
+			add("table", key, fmt.Sprintf("has storage options (%s), expected (%s)", l, w), sql)
 		}
 	}
 	for key := range live.tables {
@@ -437,6 +432,32 @@ func compare(live, want *catalog) []Difference {
 	return out
 }
 
+// enumSQL adds the expected labels a live enum lacks, each in its place. Labels
+// the migrations do not have cannot be dropped in PostgreSQL; that needs a new type.
+func enumSQL(key string, live, want []string) string {
+	var b strings.Builder
+	for i, label := range want {
+		if slices.Contains(live, label) {
+			continue
+		}
+		// After the label before it (present by now, added above if it was missing);
+		// the first one before the first label the type has.
+		where := ""
+		if i > 0 {
+			where = " AFTER " + literal(want[i-1])
+		} else if j := slices.IndexFunc(want, func(w string) bool { return slices.Contains(live, w) }); j > 0 {
+			where = " BEFORE " + literal(want[j])
+		}
+		fmt.Fprintf(&b, "ALTER TYPE %s ADD VALUE IF NOT EXISTS %s%s;\n", qualIdent(key), literal(label), where)
+	}
+	for _, label := range live {
+		if !slices.Contains(want, label) {
+			fmt.Fprintf(&b, "-- %s is not in the migrations; PostgreSQL cannot drop an enum label (recreate the type without it)\n", literal(label))
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 // createTableSQL rebuilds a missing table from the expected catalog: columns in
 // order, then its constraints, indexes and triggers.
 func createTableSQL(c *catalog, table string) string {
@@ -456,7 +477,7 @@ func createTableSQL(c *catalog, table string) string {
 		b.WriteString("\n    " + columnSQL(col))
 	}
 	b.WriteString("\n)")
-	if o := c.tables[table].options; o != "" {
+	if o := c.tables[table]; o != "" {
 		fmt.Fprintf(&b, " WITH (%s)", o)
 	}
 	b.WriteString(";")
@@ -539,3 +560,11 @@ func init() {
 }
 
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func literals(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = literal(s)
+	}
+	return strings.Join(q, ", ")
+}

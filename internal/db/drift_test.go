@@ -65,6 +65,9 @@ func TestDriftReportsChangesWithRestoringSQL(t *testing.T) {
 		`CREATE INDEX ix_by_hand ON upload_pipeline.events (code)`,
 		`ALTER TABLE upload_pipeline.webhook_log DROP COLUMN remote_addr`,
 		`DROP INDEX river_job_kind`,
+		`DROP TABLE upload_pipeline.api_upload_quota`,
+		`CREATE TABLE upload_pipeline.scratchpad (note text)`,
+		`ALTER TABLE upload_pipeline.document_chunks RESET (fillfactor)`,
 	} {
 		_, err := pool.Exec(ctx, sql)
 		dbtest.Must(t, err, "%s", sql)
@@ -83,6 +86,9 @@ func TestDriftReportsChangesWithRestoringSQL(t *testing.T) {
 		"index upload_pipeline.ix_by_hand not in the migrations",
 		"column upload_pipeline.webhook_log.remote_addr missing",
 		"index public.river_job_kind missing",
+		"table upload_pipeline.api_upload_quota missing",
+		"table upload_pipeline.scratchpad not in the migrations",
+		"table upload_pipeline.document_chunks has storage options (), expected (fillfactor=90)",
 	}
 	var got []string
 	for _, d := range rep.Differences {
