@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -79,7 +80,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			return err
 		}
 		if !c.OK && c.Fix != "" {
-			if _, err := fmt.Fprintf(w, "      fix: %s\n", c.Fix); err != nil {
+			// A multi-line fix (SQL) stays indented under its check.
+			fix := strings.ReplaceAll(c.Fix, "\n", "\n           ")
+			if _, err := fmt.Fprintf(w, "      fix: %s\n", fix); err != nil {
 				return err
 			}
 		}
