@@ -29,6 +29,7 @@ import (
 
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/catalog"
+	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
@@ -46,8 +47,6 @@ type Deps struct {
 	Store    storage.Store
 	Embedder embed.Embedder // embeds search queries (the pipeline's embedder)
 	Log      *slog.Logger
-	// DatabaseURL lets /readyz check that migrations are at head ("" = not checked).
-	DatabaseURL string
 	// Alerts, when set, serves GET /v1/alerts.
 	Alerts AlertSource
 	// Budgets are the daily spending limits shown against today's cost in
@@ -84,6 +83,9 @@ type Options struct {
 	BlobSignSecret string
 	// UploadURLTTL is how long a signed upload URL stays valid (default 15 minutes).
 	UploadURLTTL time.Duration
+	// ReadyRecheck is how often /readyz asks the database again whether its
+	// migrations are at head (default 10 s); the database ping runs on every call.
+	ReadyRecheck time.Duration
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }
@@ -137,9 +139,7 @@ type Server struct {
 	routesMu sync.Mutex
 	routes   []string // every pattern registered on the mux
 
-	readyMu   sync.Mutex
-	atHead    bool
-	headCheck time.Time
+	head *db.HeadCheck // /readyz: migrations at head, re-read every ReadyRecheck
 }
 
 // publicPatterns need no credentials.
@@ -169,6 +169,7 @@ func New(d Deps, o Options) (*Server, error) {
 		d: d, o: o, log: d.Log.With("component", "api"), mux: http.NewServeMux(),
 		limiter: newLimiter(o.RatePerSecond, o.RateBurst, o.Now),
 		uploads: semaphore.NewWeighted(o.UploadMemory),
+		head:    &db.HeadCheck{Pool: d.Pool, TTL: o.ReadyRecheck},
 	}
 	s.manage = catalog.Manager{Pool: d.Pool, Engine: d.Pipe, Store: d.Store, Log: d.Log}
 	s.auth = &auth.Authenticator{Keys: auth.NewKeys(d.Pool)}

@@ -120,7 +120,7 @@ func TestSubmitPollMarkdownMatchesLocalParser(t *testing.T) {
 	files := []string{
 		"../../samples/plan-summary.md",
 		"../../samples/faq.html",
-		"../parse/testdata/sample-policy.pdf",
+		"../../testdata/corpus/sample-policy.pdf",
 	}
 	for _, legacy := range []bool{false, true} {
 		c := client(t, base, func(o *llamaparse.Options) {
