@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 build:
 	$(GO) build -o bin/docpipe ./cmd/docpipe
 
-# Bootstrap, then `docpipe dev`: private Postgres, twins, API, two workers, samples/
+# Install what running needs (Postgres, pgvector), then `docpipe dev`: private Postgres, twins, API, two workers, samples/
 # ingested through the API; ARGS=--once exits after the ingest (0 = every sample complete).
 run:
 	scripts/run $(ARGS)

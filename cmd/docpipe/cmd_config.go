@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,26 +12,10 @@ import (
 
 func configCmd() *cobra.Command {
 	c := &cobra.Command{Use: "config", Short: "Inspect configuration"}
-	c.AddCommand(&cobra.Command{
-		Use:   "check",
-		Short: "Print every setting and every problem at once (secrets are never shown)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, problems := config.FromEnv()
-			out := cmd.OutOrStdout()
-			for _, line := range cfg.Report(os.Getenv) {
-				fmt.Fprintln(out, line)
-			}
-			if len(problems) == 0 {
-				fmt.Fprintln(out, "\nconfiguration OK")
-				return nil
-			}
-			fmt.Fprintf(out, "\n%d problem(s):\n", len(problems))
-			for _, p := range problems {
-				fmt.Fprintln(out, "  "+p.Message)
-			}
-			return errors.New("configuration has problems")
-		},
-	})
+	// `config check` is the older name of `validate config`.
+	check := validateConfigCmd("check")
+	check.Flags().Bool("json", false, "print the checks as JSON")
+	c.AddCommand(check)
 	var write string
 	docs := &cobra.Command{
 		Use:   "docs",

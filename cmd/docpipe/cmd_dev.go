@@ -48,6 +48,8 @@ migrates it, starts the LlamaParse, OpenAI and Supabase Storage twins on loopbac
 (with the LlamaParse webhook route) and two workers, prints every URL, ingests --samples
 (plus --policy) through the API with progress bars, prints a per-document table and an example
 search, then serves until Ctrl-C. --once exits after the ingest: 0 only if every sample completed.
+As root, when the postgres user cannot enter --dir (a home folder of mode 0700), the cluster
+lives in /var/tmp/docpipe-pg-<hash of the folder> instead, printed at start.
 --real uses the real LlamaParse and OpenAI (LLAMA_CLOUD_API_KEY and OPENAI_API_KEY must be set)
 and the local blob store. The twins keep their state in memory.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd.Context(), o, cmd.OutOrStdout()) },
@@ -88,7 +90,17 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cl := &devenv.Cluster{Dir: filepath.Join(dir, "pg"), Port: o.pgPort, Fsync: true}
+	// As root the server runs as the postgres user, which may not enter the clone
+	// (a home folder of mode 0700): then the cluster lives in a folder of its own
+	// under /var/tmp, the same one for this clone on every run.
+	pgDir, closed, err := devenv.ReachableDir(filepath.Join(dir, "pg"))
+	if err != nil {
+		return err
+	}
+	if closed != "" {
+		say("postgres data in %s (the postgres user cannot enter %s; kept between runs, --reset wipes it)", pgDir, closed)
+	}
+	cl := &devenv.Cluster{Dir: pgDir, Port: o.pgPort, Fsync: true}
 	if o.reset {
 		say("--reset: removing %s, %s and %s", cl.Dir, filepath.Join(dir, "data"), filepath.Join(dir, "twins"))
 		if err := cl.Remove(ctx); err != nil {

@@ -17,15 +17,16 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
 type ingestResult struct {
-	File      string            `json:"file"`
-	Duplicate bool              `json:"duplicate"`
-	Error     string            `json:"error,omitempty"`
-	Job       *pipeline.JobInfo `json:"job,omitempty"`
+	File      string           `json:"file"`
+	Duplicate bool             `json:"duplicate"`
+	Error     string           `json:"error,omitempty"`
+	Job       *catalog.JobInfo `json:"job,omitempty"`
 }
 
 func ingestCmd() *cobra.Command {
@@ -143,7 +144,7 @@ Exit status 1 if any file failed.`,
 				waitAll(wctx, a, files, jobs, idx, results, asJSON)
 			} else {
 				for k, id := range jobs {
-					if ji, err := pipeline.GetJob(ctx, a.pool, id); err == nil {
+					if ji, err := catalog.GetJob(ctx, a.pool, catalog.AllUsers(), id); err == nil {
 						results[idx[k]].Job = &ji
 					}
 				}
@@ -222,7 +223,7 @@ func waitAll(ctx context.Context, a *app, files []string, jobs []uuid.UUID, idx 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ji, err := pipeline.Wait(ctx, a.pool, id, func(ji pipeline.JobInfo) {
+			ji, err := catalog.Wait(ctx, a.pool, catalog.AllUsers(), id, func(ji catalog.JobInfo) {
 				if bar != nil {
 					mu.Lock()
 					status = ji.Status

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/client"
-	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
@@ -24,16 +24,16 @@ func jobsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List runs, newest first (--state " + runstate.Join(runstate.States(), "|") + " or a status)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var jobs []pipeline.JobInfo
+			var jobs []catalog.JobInfo
 			c, err := apiClient(cmd)
 			if err != nil {
 				return err
 			}
+			if limit <= 0 {
+				limit = 50
+			}
 			if c != nil {
 				q := client.JobsQuery{State: state}
-				if limit <= 0 {
-					limit = 50
-				}
 				for len(jobs) < limit {
 					q.Limit = min(limit-len(jobs), 500)
 					page, next, err := c.JobsPage(cmd.Context(), q)
@@ -54,8 +54,19 @@ func jobsCmd() *cobra.Command {
 					return err
 				}
 				defer a.Close()
-				if jobs, err = pipeline.ListJobs(cmd.Context(), a.pool, state, limit); err != nil {
-					return err
+				var pg catalog.Page
+				for len(jobs) < limit {
+					pg.Limit = min(limit-len(jobs), 500)
+					page, err := catalog.ListJobs(cmd.Context(), a.pool, catalog.AllUsers(), state, nil, pg)
+					if err != nil {
+						return err
+					}
+					jobs = append(jobs, page...)
+					if len(page) < pg.Limit {
+						break
+					}
+					last := page[len(page)-1]
+					pg.BeforeTime, pg.BeforeID = last.CreatedAt, last.JobID
 				}
 			}
 			if asJSON {
@@ -113,11 +124,11 @@ func jobsCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			ji, err := pipeline.GetJob(cmd.Context(), a.pool, id)
+			ji, err := catalog.GetJob(cmd.Context(), a.pool, catalog.AllUsers(), id)
 			if err != nil {
 				return err
 			}
-			events, err := pipeline.JobEvents(cmd.Context(), a.pool, id)
+			events, err := catalog.JobEvents(cmd.Context(), a.pool, catalog.AllUsers(), id, 0)
 			if err != nil {
 				return err
 			}
@@ -190,7 +201,8 @@ func jobsCmd() *cobra.Command {
 				if why == "" {
 					why = "cancelled with docpipe jobs cancel"
 				}
-				ji, err := a.pipe.Cancel(cmd.Context(), pipeline.AllUsers(), id, why)
+				m := catalog.Manager{Pool: a.pool, Engine: a.pipe, Store: a.store, Log: a.log}
+				ji, err := m.Cancel(cmd.Context(), catalog.AllUsers(), id, why)
 				if err != nil {
 					return err
 				}
@@ -205,7 +217,7 @@ func jobsCmd() *cobra.Command {
 	return c
 }
 
-func printJob(cmd *cobra.Command, ji pipeline.JobInfo) {
+func printJob(cmd *cobra.Command, ji catalog.JobInfo) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "job         %s\ndocument    %s (%s)\nstatus      %s (%s), %.0f%%\nchunks      %d, embedded %d/%d\nretries     %d\ntokens      %d ($%.6f)\ncorrelation %s\n",
 		ji.JobID, ji.DocumentID, ji.Filename, ji.Status, ji.State, ji.Percent, ji.ChunksTotal, ji.EmbedsDone, ji.EmbedsTotal, ji.RetryCount,
@@ -217,8 +229,8 @@ func printJob(cmd *cobra.Command, ji pipeline.JobInfo) {
 }
 
 // jobInfoOf converts the API's view of a run for the shared printers.
-func jobInfoOf(j api.Job) pipeline.JobInfo {
-	ji := pipeline.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
+func jobInfoOf(j api.Job) catalog.JobInfo {
+	ji := catalog.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
 		Stage: j.Stage, Percent: j.Percent, ChunksTotal: j.ChunksTotal, EmbedsDone: j.EmbedsDone, EmbedsTotal: j.EmbedsTotal,
 		RetryCount: j.RetryCount, CorrelationID: j.CorrelationID, Pages: j.Pages, Tokens: j.Tokens, CostUSD: j.CostUSD,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}

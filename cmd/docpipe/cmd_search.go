@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/catalog"
 )
 
 func searchCmd() *cobra.Command {
@@ -40,10 +40,10 @@ func searchCmd() *cobra.Command {
 				if asJSON {
 					return printJSON(cmd, hits)
 				}
-				out := make([]pipeline.RankedHit, len(hits))
+				out := make([]catalog.Hit, len(hits))
 				for i, h := range hits {
-					out[i] = pipeline.RankedHit{Hit: pipeline.Hit{DocumentID: h.DocumentID, Filename: h.Filename, ChunkID: h.ChunkID,
-						Ord: h.Ord, HeadingPath: h.HeadingPath, PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text},
+					out[i] = catalog.Hit{DocumentID: h.DocumentID, Filename: h.Filename, ChunkID: h.ChunkID, Ord: h.Ord,
+						HeadingPath: h.HeadingPath, PageStart: h.PageStart, PageEnd: h.PageEnd, Score: h.Score, Text: h.Text,
 						VectorRank: h.VectorRank, KeywordRank: h.KeywordRank}
 				}
 				printHits(cmd, out)
@@ -66,11 +66,11 @@ func searchCmd() *cobra.Command {
 				}
 				user = &u
 			}
-			scope := pipeline.AllUsers()
+			scope := catalog.AllUsers()
 			if user != nil {
-				scope = pipeline.UserScope(*user)
+				scope = catalog.UserScope(*user)
 			}
-			hits, err := pipeline.ScopedSearch(cmd.Context(), a.pool, a.embedder, scope, pipeline.SearchRequest{Query: query, K: k, Mode: mode})
+			hits, err := catalog.Search(cmd.Context(), a.pool, a.embedder, scope, catalog.SearchRequest{Query: query, K: k, Mode: mode})
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,7 @@ func searchCmd() *cobra.Command {
 	return c
 }
 
-func printHits(cmd *cobra.Command, hits []pipeline.RankedHit) {
+func printHits(cmd *cobra.Command, hits []catalog.Hit) {
 	out := cmd.OutOrStdout()
 	if len(hits) == 0 {
 		fmt.Fprintln(out, "no results")

@@ -17,6 +17,7 @@ import (
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/config"
 	"github.com/docpipe/docpipe/internal/dashboard"
+	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/metrics"
 )
 
@@ -83,14 +84,16 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	src := metrics.NewSource(a.pool, metrics.SourceOptions{})
 	m := metrics.New(a.pool, metrics.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck, Log: a.log})
 	eng := alerts.New(a.pool, alerts.Options{Source: src, Budgets: a.opts.Budgets, StorageCheck: a.storageCheck,
-		WebhookURL: a.cfg.AlertWebhookURL, Log: a.log})
+		// A migration in flight is not waited for long: the next check is in 5 min.
+		SchemaCheck: db.NewDriftChecker(a.pool, db.DriftOptions{ScratchURL: a.cfg.ScratchURL, LockWait: 2 * time.Second}).Drifted,
+		WebhookURL:  a.cfg.AlertWebhookURL, Log: a.log})
 	actx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
 	alertsDone := make(chan struct{})
 	go func() { defer close(alertsDone); _ = eng.Run(actx) }()
 	defer func() { stopAlerts(); <-alertsDone }()
 
 	apiHandler, err := api.New(api.Deps{
-		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log, DatabaseURL: a.cfg.DatabaseURL,
+		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log,
 		Alerts: eng, Budgets: a.opts.Budgets,
 	}, opts)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docpipe/docpipe/internal/api"
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
@@ -65,9 +65,9 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					return err
 				}
 				defer a.Close()
-				scope := pipeline.AllUsers()
+				scope := catalog.AllUsers()
 				if len(ids) == 0 {
-					infos, err := pipeline.ScopedDocuments(ctx, a.pool, scope, pipeline.Page{Limit: limit})
+					infos, err := catalog.ListDocuments(ctx, a.pool, scope, catalog.Page{Limit: limit})
 					if err != nil {
 						return err
 					}
@@ -76,13 +76,13 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					}
 				}
 				for _, id := range ids {
-					info, err := pipeline.ScopedDocument(ctx, a.pool, scope, id)
+					info, err := catalog.GetDocument(ctx, a.pool, scope, id)
 					if err != nil {
 						return err
 					}
 					docs = append(docs, documentOf(info))
 					if events {
-						list, err := pipeline.ScopedDocumentEvents(ctx, a.pool, scope, id, 0)
+						list, err := catalog.DocumentEvents(ctx, a.pool, scope, id, 0)
 						if err != nil {
 							return err
 						}
@@ -204,7 +204,7 @@ func printDocumentTable(out io.Writer, docs []api.Document) error {
 }
 
 // documentOf is the API's view of a document read directly from the database.
-func documentOf(d pipeline.DocumentInfo) api.Document {
+func documentOf(d catalog.DocumentInfo) api.Document {
 	out := api.Document{ID: d.DocumentID, UserID: d.UserID, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256,
 		Pages: d.Pages, Chunks: d.Chunks, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 	if d.Job != nil {
@@ -216,7 +216,7 @@ func documentOf(d pipeline.DocumentInfo) api.Document {
 }
 
 // jobOf is the API's view of a run read directly from the database.
-func jobOf(ji pipeline.JobInfo) api.Job {
+func jobOf(ji catalog.JobInfo) api.Job {
 	j := api.Job{ID: ji.JobID, DocumentID: ji.DocumentID, UserID: ji.UserID, Filename: ji.Filename, Status: ji.Status, State: ji.State,
 		Stage: ji.Stage, Percent: ji.Percent, ChunksTotal: ji.ChunksTotal, EmbedsDone: ji.EmbedsDone, EmbedsTotal: ji.EmbedsTotal,
 		RetryCount: ji.RetryCount, CorrelationID: ji.CorrelationID, Pages: ji.Pages, Tokens: ji.Tokens, CostUSD: ji.CostUSD,

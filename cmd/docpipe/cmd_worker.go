@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/metrics"
 )
 
@@ -44,7 +45,7 @@ func workerCmd() *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&healthAddr, "health-addr", "", "serve GET /healthz (process up) and /readyz (database reachable) on this address, e.g. 0.0.0.0:8081")
+	c.Flags().StringVar(&healthAddr, "health-addr", "", "serve GET /healthz (process up) and /readyz (database reachable, migrations at head) on this address, e.g. 0.0.0.0:8081")
 	return c
 }
 
@@ -55,11 +56,21 @@ func serveWorkerHealth(addr string, a *app) (stop func(), bound string, err erro
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	head := &db.HeadCheck{Pool: a.pool}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.pool.Ping(ctx); err != nil {
 			http.Error(w, "database unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		pending, err := head.Pending(ctx)
+		if err != nil {
+			http.Error(w, "cannot read migration status: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if len(pending) > 0 {
+			http.Error(w, fmt.Sprintf("%d migrations pending (%s): run `docpipe migrate up`", len(pending), pending[0]), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -149,3 +149,65 @@ func TestDevInterruptedThenResumed(t *testing.T) {
 		t.Errorf("the next run did not finish the interrupted documents:\n%s", b)
 	}
 }
+
+// `make run` from a clone inside a home folder the postgres user cannot enter (mode
+// 0700, like /root): scripts/run (bootstrap --run, then `docpipe dev --once` with
+// private ports) completes every sample. As root the cluster lives in a folder of
+// its own under /var/tmp, and the home folder keeps its mode. The clone is a copy
+// of the working tree's tracked files; DOCPIPE_BIN reuses the binary built for the
+// tests instead of compiling the copy.
+func TestRunFromCloneInClosedHome(t *testing.T) {
+	t.Parallel()
+	home, err := os.MkdirTemp("", "docpipe-home-") // mode 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	clone := filepath.Join(home, "src", "docpipe")
+	files, err := exec.Command("git", "-C", "../..", "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(files), "\x00"), "\x00") {
+		src := filepath.Join("../..", f)
+		st, err := os.Stat(src)
+		if err != nil {
+			continue // deleted in the working tree
+		}
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(filepath.Join(clone, f)), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(clone, f), b, st.Mode().Perm())
+		}
+		if err != nil {
+			t.Fatalf("copy %s: %v", f, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(clone, "scripts", "run"), "--once", "--pg-port", strconv.Itoa(freePort(t)), "--addr", "127.0.0.1:0")
+	cmd.Dir = clone
+	cmd.Env = append(os.Environ(), "DOCPIPE_BIN="+binary, "DOCPIPE_CACHE_DIR="+filepath.Join(os.TempDir(), "docpipe-test-cache"), "DOCPIPE_LOG_LEVEL=warn")
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	// The cluster folder, wherever it went, is removed afterwards.
+	if _, rest, ok := strings.Cut(out, "data kept in "); ok {
+		kept, _, _ := strings.Cut(rest, ";")
+		t.Cleanup(func() { os.RemoveAll(kept) })
+	}
+	if err != nil {
+		t.Fatalf("scripts/run --once from %s: %v\n%s", clone, err, out)
+	}
+	samples, _ := filepath.Glob("../../samples/*")
+	if n := strings.Count(out, "complete"); n < len(samples)+1 {
+		t.Errorf("%d documents reported complete, want %d:\n%s", n, len(samples)+1, out)
+	}
+	if os.Geteuid() == 0 && !strings.Contains(out, "postgres data in /var/tmp/docpipe-pg-") {
+		t.Errorf("as root, the cluster did not move out of the closed home folder:\n%s", out)
+	}
+	if st, err := os.Stat(home); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("the home folder's mode changed: %v %v", st.Mode(), err)
+	}
+}

@@ -48,7 +48,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	addAPIFlags(root)
-	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd())
+	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd(), validateCmd())
 	return root
 }
 
@@ -112,12 +112,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		return nil, fmt.Errorf("%w (is DATABASE_URL right, and did `docpipe migrate up` run?)", err)
 	}
 	a := &app{cfg: cfg, log: log, pool: pool}
-	store, err := storage.Open(storage.Settings{
-		Backend: cfg.Storage, Dir: cfg.DataDir, SignSecret: cfg.StorageSignSecret, PublicBaseURL: cfg.PublicURL,
-		S3Endpoint: cfg.S3Endpoint, S3Region: cfg.S3Region, S3Bucket: cfg.S3Bucket, S3AccessKey: cfg.S3AccessKey,
-		S3SecretKey: cfg.S3SecretKey, S3SessionToken: cfg.S3SessionToken, S3VirtualHosted: cfg.S3VirtualHosted,
-		SupabaseURL: cfg.SupabaseURL, SupabaseKey: cfg.SupabaseKey, SupabaseBucket: cfg.SupabaseBucket,
-	})
+	store, err := storage.Open(storageSettings(cfg))
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("DOCPIPE_STORAGE=%s: %w", cfg.Storage, err)
@@ -163,6 +158,16 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, err
 		return nil, err
 	}
 	return a, nil
+}
+
+// storageSettings maps the configuration onto the blob store's settings.
+func storageSettings(cfg config.Config) storage.Settings {
+	return storage.Settings{
+		Backend: cfg.Storage, Dir: cfg.DataDir, SignSecret: cfg.StorageSignSecret, PublicBaseURL: cfg.PublicURL,
+		S3Endpoint: cfg.S3Endpoint, S3Region: cfg.S3Region, S3Bucket: cfg.S3Bucket, S3AccessKey: cfg.S3AccessKey,
+		S3SecretKey: cfg.S3SecretKey, S3SessionToken: cfg.S3SessionToken, S3VirtualHosted: cfg.S3VirtualHosted,
+		SupabaseURL: cfg.SupabaseURL, SupabaseKey: cfg.SupabaseKey, SupabaseBucket: cfg.SupabaseBucket,
+	}
 }
 
 // newEmbedder builds the configured embedding backend.

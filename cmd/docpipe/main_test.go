@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -110,17 +111,30 @@ func TestConfigCheckReportsEveryProblemWithoutSecrets(t *testing.T) {
 		"DOCPIPE_JOB_TIMEOUT=abc",
 		"DOCPIPE_LOG_FORMAT=xml",
 	}}
-	out, _, code := c.run("config", "check")
-	if code == 0 {
-		t.Fatalf("config check passed a broken environment:\n%s", out)
-	}
-	for _, want := range []string{"DATABASE_URL", "DOCPIPE_CHUNK_TOKENS", "DOCPIPE_JOB_TIMEOUT", "DOCPIPE_LOG_FORMAT", "4 problem(s)"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("config check output lacks %q:\n%s", want, out)
+	for _, args := range [][]string{{"validate", "config"}, {"config", "check"}} {
+		out, _, code := c.run(args...)
+		if code != 1 {
+			t.Fatalf("%v exited %d on a broken environment, want 1:\n%s", args, code, out)
+		}
+		for _, want := range []string{"FAIL  config: DATABASE_URL", "FAIL  config: DOCPIPE_CHUNK_TOKENS", "FAIL  config: DOCPIPE_JOB_TIMEOUT", "FAIL  config: DOCPIPE_LOG_FORMAT", "4 failed", "fix: set DOCPIPE_LOG_FORMAT"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v output lacks %q:\n%s", args, want, out)
+			}
+		}
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("%v printed a secret:\n%s", args, out)
 		}
 	}
-	if strings.Contains(out, "hunter2") {
-		t.Errorf("config check printed a secret:\n%s", out)
+	out, _, code := c.run("validate", "config", "--json")
+	var rep struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.OK || len(rep.Checks) != 4 {
+		t.Errorf("validate config --json: exit %d, %+v (%v):\n%s", code, rep, err, out)
 	}
 }
 

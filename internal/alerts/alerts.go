@@ -97,6 +97,12 @@ type Options struct {
 	// Breakers, when set, reports this process's circuit breakers (service → state);
 	// workers' breakers also come from their heartbeats (metrics.StartHeartbeat).
 	Breakers func() map[string]string
+	// SchemaCheck, when set, compares the database schema with the migrations'
+	// (db.DriftChecker): each difference in words, none when there is no drift.
+	SchemaCheck func(context.Context) ([]string, error)
+	// SchemaCheckInterval is how often the evaluator runs SchemaCheck (default
+	// 5 min; also once when it is elected).
+	SchemaCheckInterval time.Duration
 	// ResolvedFor: resolved alerts stay listed this long (default 24 h).
 	ResolvedFor time.Duration
 	// LockKey is the advisory lock electing the evaluator.
@@ -124,6 +130,7 @@ func (o *Options) defaults() {
 	set(&o.StorageFor, 30*time.Second)
 	set(&o.CheckTimeout, 3*time.Second)
 	set(&o.ResolvedFor, 24*time.Hour)
+	set(&o.SchemaCheckInterval, 5*time.Minute)
 	if o.ErrorRateThreshold <= 0 {
 		o.ErrorRateThreshold = 0.2
 	}
@@ -162,6 +169,9 @@ type Engine struct {
 	completed      int64
 	lastCompletion time.Time
 	electedAt      time.Time
+	schemaAt       time.Time // last schema drift check
+	schemaDrift    []string
+	schemaKnown    bool // a schema check has answered since the election
 	// database outage as this process sees it
 	dbDownSince time.Time
 	dbWasLeader bool
@@ -282,6 +292,7 @@ func (e *Engine) elect(ctx context.Context) bool {
 		e.leader = true
 		e.since, e.samples = map[key]time.Time{}, nil
 		e.completed, e.lastCompletion, e.electedAt = -1, time.Now(), time.Now()
+		e.schemaAt, e.schemaDrift, e.schemaKnown = time.Time{}, nil, false
 		e.log.Info("alerts: this process evaluates the alert rules", "interval", e.opts.Interval)
 	}
 	return ok

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/alerts"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/dbtest"
@@ -293,11 +294,11 @@ func submit(t *testing.T, p *pipeline.Pipeline, name string, data []byte) pipeli
 	return s
 }
 
-func wait(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) pipeline.JobInfo {
+func wait(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) catalog.JobInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
-	ji, err := pipeline.Wait(ctx, pool, id, nil)
+	ji, err := catalog.Wait(ctx, pool, catalog.AllUsers(), id, nil)
 	dbtest.Must(t, err, "wait for %s", id)
 	return ji
 }
@@ -679,4 +680,23 @@ func TestDatabaseUnreachable(t *testing.T) {
 	if !e.Leader() {
 		t.Error("the engine did not take the evaluator's lock again")
 	}
+}
+
+// A schema changed by hand raises DocpipeSchemaDrift naming what drifted; restoring
+// it resolves the alert at the next check.
+func TestSchemaDrift(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.Pool(t)
+	execSQL(t, pool, `DROP TRIGGER trg_upload_jobs_status ON upload_pipeline.upload_jobs`)
+	d := db.NewDriftChecker(pool, db.DriftOptions{})
+	e := startEngine(t, pool, alerts.Options{SchemaCheck: d.Drifted, SchemaCheckInterval: 200 * time.Millisecond}, nil)
+	a := waitFor(t, e, alerts.SchemaDrift, "", alerts.Firing)
+	checkAlert(t, a, alerts.Warning)
+	if !strings.Contains(a.Message, "trigger trg_upload_jobs_status on upload_pipeline.upload_jobs missing") || !strings.Contains(a.Message, "docpipe validate db") {
+		t.Errorf("message: %s", a.Message)
+	}
+	execSQL(t, pool, `CREATE TRIGGER trg_upload_jobs_status BEFORE UPDATE OF status ON upload_pipeline.upload_jobs
+		FOR EACH ROW EXECUTE FUNCTION upload_pipeline.check_status_transition()`)
+	waitFor(t, e, alerts.SchemaDrift, "", alerts.Resolved)
+	checkAnnounced(t, e, alerts.SchemaDrift, true)
 }

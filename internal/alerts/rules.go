@@ -24,6 +24,7 @@ const (
 	BuffersNotFinalized   = "DocpipeBuffersNotFinalized"
 	DatabaseUnreachable   = "DocpipeDatabaseUnreachable"
 	StorageUnreachable    = "DocpipeStorageUnreachable"
+	SchemaDrift           = "DocpipeSchemaDrift"
 )
 
 // Rules lists every rule name with its severity.
@@ -38,6 +39,7 @@ var Rules = []struct{ Name, Severity string }{
 	{BuffersNotFinalized, Warning},
 	{DatabaseUnreachable, Critical},
 	{StorageUnreachable, Critical},
+	{SchemaDrift, Warning},
 }
 
 // Severities.
@@ -250,6 +252,33 @@ func (e *Engine) evaluate(ctx context.Context, snap *metrics.Snapshot, now time.
 				"Check the storage service, its credentials (S3_*/SUPABASE_*) and the network from docpipe to it.", oneLine(err))
 		}
 		done[StorageUnreachable] = true
+	}
+	// Schema drift: checked at election and every SchemaCheckInterval (the first
+	// check builds the expected schema in a scratch database). When a check cannot
+	// run (a migration in flight, no scratch database), the last answer stands.
+	if e.opts.SchemaCheck != nil {
+		if e.schemaAt.IsZero() || now.Sub(e.schemaAt) >= e.opts.SchemaCheckInterval {
+			e.schemaAt = now
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			drift, err := e.opts.SchemaCheck(cctx)
+			cancel()
+			if err != nil {
+				e.log.Warn("alerts: schema drift check could not run", "error", err)
+			} else {
+				e.schemaDrift, e.schemaKnown = drift, true
+			}
+		}
+		if n := len(e.schemaDrift); n > 0 {
+			shown := e.schemaDrift[:min(n, 5)]
+			more := ""
+			if n > len(shown) {
+				more = fmt.Sprintf("; and %d more", n-len(shown))
+			}
+			add(SchemaDrift, "", "The database schema differs from what docpipe's migrations create, in %d ways: %s%s. "+
+				"Run `docpipe validate db` for each difference with the SQL that restores it, then apply that SQL (or a new migration); "+
+				"the alert resolves at the next check (every %s).", n, strings.Join(shown, "; "), more, dur(e.opts.SchemaCheckInterval.Seconds()))
+		}
+		done[SchemaDrift] = e.schemaKnown
 	}
 	return evaluation{conds: out, evaluated: done, pending: pending}
 }

@@ -28,6 +28,8 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/docpipe/docpipe/internal/auth"
+	"github.com/docpipe/docpipe/internal/catalog"
+	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
@@ -45,8 +47,6 @@ type Deps struct {
 	Store    storage.Store
 	Embedder embed.Embedder // embeds search queries (the pipeline's embedder)
 	Log      *slog.Logger
-	// DatabaseURL lets /readyz check that migrations are at head ("" = not checked).
-	DatabaseURL string
 	// Alerts, when set, serves GET /v1/alerts.
 	Alerts AlertSource
 	// Budgets are the daily spending limits shown against today's cost in
@@ -83,6 +83,9 @@ type Options struct {
 	BlobSignSecret string
 	// UploadURLTTL is how long a signed upload URL stays valid (default 15 minutes).
 	UploadURLTTL time.Duration
+	// ReadyRecheck is how often /readyz asks the database again whether its
+	// migrations are at head (default 10 s); the database ping runs on every call.
+	ReadyRecheck time.Duration
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }
@@ -131,13 +134,12 @@ type Server struct {
 	limiter *limiter
 	uploads *semaphore.Weighted
 	idem    *idempotency
+	manage  catalog.Manager // cancel and delete
 
 	routesMu sync.Mutex
 	routes   []string // every pattern registered on the mux
 
-	readyMu   sync.Mutex
-	atHead    bool
-	headCheck time.Time
+	head *db.HeadCheck // /readyz: migrations at head, re-read every ReadyRecheck
 }
 
 // publicPatterns need no credentials.
@@ -167,7 +169,9 @@ func New(d Deps, o Options) (*Server, error) {
 		d: d, o: o, log: d.Log.With("component", "api"), mux: http.NewServeMux(),
 		limiter: newLimiter(o.RatePerSecond, o.RateBurst, o.Now),
 		uploads: semaphore.NewWeighted(o.UploadMemory),
+		head:    &db.HeadCheck{Pool: d.Pool, TTL: o.ReadyRecheck},
 	}
+	s.manage = catalog.Manager{Pool: d.Pool, Engine: d.Pipe, Store: d.Store, Log: d.Log}
 	s.auth = &auth.Authenticator{Keys: auth.NewKeys(d.Pool)}
 	if len(o.JWT.HS256Secret) > 0 || o.JWT.JWKSURL != "" {
 		v, err := auth.NewVerifier(o.JWT)
@@ -462,15 +466,15 @@ func (s *Server) protect(next http.Handler) http.Handler {
 }
 
 // scopeOf is what a caller may see: its own user's objects, or all of them (admin).
-func scopeOf(ctx context.Context) (pipeline.Scope, auth.Principal) {
+func scopeOf(ctx context.Context) (catalog.Scope, auth.Principal) {
 	p, ok := principalFrom(ctx)
 	if !ok {
-		return pipeline.UserScope(uuid.Nil), p // unreachable behind protect; matches nothing
+		return catalog.UserScope(uuid.Nil), p // unreachable behind protect; matches nothing
 	}
 	if p.Admin {
-		return pipeline.AllUsers(), p
+		return catalog.AllUsers(), p
 	}
-	return pipeline.UserScope(p.UserID), p
+	return catalog.UserScope(p.UserID), p
 }
 
 // internal logs err and returns a 500 problem that does not reveal it.
@@ -493,7 +497,11 @@ func parseID(raw, what string) (uuid.UUID, *Problem) {
 	return id, nil
 }
 
-func isNotFound(err error) bool { return errors.Is(err, pipeline.ErrNotFound) }
+// isNotFound reports an unknown id, or one outside the caller's scope: the catalog
+// says so for reads, cancel and delete, the engine for a run gone before a re-drive.
+func isNotFound(err error) bool {
+	return errors.Is(err, catalog.ErrNotFound) || errors.Is(err, pipeline.ErrNotFound)
+}
 
 // baseURL is the API's external base URL for links in responses.
 func (s *Server) baseURL(r *http.Request) string {

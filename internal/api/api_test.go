@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
@@ -397,7 +398,7 @@ func TestListPaging(t *testing.T) {
 // Health and readiness.
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOpts{})
+	h := newHarness(t, harnessOpts{api: api.Options{ReadyRecheck: time.Nanosecond}})
 	var ready struct {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
@@ -406,13 +407,27 @@ func TestHealth(t *testing.T) {
 	if ready.Status != "ready" || ready.Checks["database"] != "ok" || ready.Checks["migrations"] != "ok" || ready.Checks["storage"] != "ok" {
 		t.Fatalf("readyz %+v", ready)
 	}
+	// A "ready" is not kept for the life of the process: the database migrated down
+	// (or restored from an old backup) makes /readyz fail, and up again ready.
+	ctx := context.Background()
+	dbtest.Must(t, db.MigrateDown(ctx, h.dbURL, false, nil), "migrate down")
+	r := h.do(http.MethodGet, "/readyz", "", nil)
+	r.json(t, &ready)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(ready.Checks["migrations"], "pending") {
+		t.Fatalf("readyz after migrating down: %d %+v", r.status, ready)
+	}
+	dbtest.Must(t, db.Migrate(ctx, h.dbURL, nil), "migrate up")
+	h.getJSON("/readyz", "", &ready)
+	if ready.Status != "ready" {
+		t.Fatalf("readyz after migrating up again: %+v", ready)
+	}
 	var health struct{ Status string }
 	h.getJSON("/healthz", "", &health)
 	if health.Status != "ok" {
 		t.Fatalf("healthz %+v", health)
 	}
 	h.pool.Close() // the database goes away
-	r := h.do(http.MethodGet, "/readyz", "", nil)
+	r = h.do(http.MethodGet, "/readyz", "", nil)
 	r.json(t, &ready)
 	if r.status != http.StatusServiceUnavailable || ready.Status != "not_ready" || ready.Checks["database"] == "ok" {
 		t.Fatalf("readyz without a database: %d %+v", r.status, ready)

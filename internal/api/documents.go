@@ -8,7 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/catalog"
 )
 
 type idPath struct {
@@ -66,7 +66,7 @@ func (s *Server) registerDocuments() {
 			return nil, badCursor()
 		}
 		pg.Limit = in.Limit
-		docs, err := pipeline.ScopedDocuments(ctx, s.d.Pool, scope, pg)
+		docs, err := catalog.ListDocuments(ctx, s.d.Pool, scope, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list documents", err)
 		}
@@ -105,7 +105,7 @@ func (s *Server) registerDocuments() {
 			return nil, perr
 		}
 		scope, _ := scopeOf(ctx)
-		chunks, err := pipeline.ScopedChunks(ctx, s.d.Pool, scope, d.DocumentID, in.After, in.Limit)
+		chunks, err := catalog.ListChunks(ctx, s.d.Pool, scope, d.DocumentID, in.After, in.Limit)
 		if err != nil {
 			return nil, s.internal(ctx, "list chunks", err)
 		}
@@ -133,7 +133,7 @@ func (s *Server) registerDocuments() {
 			return nil, perr
 		}
 		scope, _ := scopeOf(ctx)
-		evs, err := pipeline.ScopedDocumentEvents(ctx, s.d.Pool, scope, d.DocumentID, 0)
+		evs, err := catalog.DocumentEvents(ctx, s.d.Pool, scope, d.DocumentID, 0)
 		if err != nil {
 			return nil, s.internal(ctx, "list events", err)
 		}
@@ -159,11 +159,11 @@ func (s *Server) registerDocuments() {
 		if perr != nil {
 			return nil, perr
 		}
-		if err := s.d.Pipe.DeleteDocument(ctx, scope, id); err != nil {
+		if err := s.manage.DeleteDocument(ctx, scope, id); err != nil {
 			switch {
 			case isNotFound(err):
 				return nil, notFound("document")
-			case errors.Is(err, pipeline.ErrBusy):
+			case errors.Is(err, catalog.ErrBusy):
 				return nil, problem(http.StatusConflict, CodeConflict, "%s", err.Error()).withRetryAfter(5 * time.Second)
 			}
 			return nil, s.internal(ctx, "delete document", err)
@@ -181,13 +181,13 @@ func nonNil(s []string) []string {
 
 // document reads a document in the caller's scope; unknown, malformed and other
 // tenants' ids are all 404.
-func (s *Server) document(ctx context.Context, rawID string) (pipeline.DocumentInfo, *Problem) {
+func (s *Server) document(ctx context.Context, rawID string) (catalog.DocumentInfo, *Problem) {
 	id, perr := parseID(rawID, "document")
 	if perr != nil {
-		return pipeline.DocumentInfo{}, perr
+		return catalog.DocumentInfo{}, perr
 	}
 	scope, _ := scopeOf(ctx)
-	d, err := pipeline.ScopedDocument(ctx, s.d.Pool, scope, id)
+	d, err := catalog.GetDocument(ctx, s.d.Pool, scope, id)
 	if isNotFound(err) {
 		return d, notFound("document")
 	} else if err != nil {

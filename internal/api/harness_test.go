@@ -127,7 +127,7 @@ func newHarness(t *testing.T, ho harnessOpts) *harness {
 	if o.RatePerSecond == 0 {
 		o.RatePerSecond = -1 // tests poll; the rate limit has its own test
 	}
-	h.api, err = api.New(api.Deps{Pool: pool, Pipe: h.pipe, Store: h.store, Embedder: emb, DatabaseURL: dbURL, Budgets: ho.budgets}, o)
+	h.api, err = api.New(api.Deps{Pool: pool, Pipe: h.pipe, Store: h.store, Embedder: emb, Budgets: ho.budgets}, o)
 	dbtest.Must(t, err, "api")
 	return h
 }

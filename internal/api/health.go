@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/storage"
@@ -50,7 +50,7 @@ func (s *Server) registerHealth() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"health"},
 		Summary:     "Readiness",
-		Description: "200 when the database answers, its migrations are at head, and the blob store answers; 503 otherwise.",
+		Description: "200 when the database answers, its migrations are at head (re-read every 10 s), and the blob store answers; 503 otherwise.",
 		Security:    public,
 		Responses: map[string]*huma.Response{"503": {Description: "Not ready (same body, with the failing checks).",
 			Content: map[string]*huma.MediaType{"application/json": {Schema: s.api.OpenAPI().Components.Schemas.Schema(
@@ -71,12 +71,12 @@ func (s *Server) registerHealth() {
 		} else {
 			out.Body.Checks["database"] = "ok"
 		}
-		switch ok, err := s.migrationsAtHead(ctx); {
+		switch pending, err := s.head.Pending(ctx); {
 		case err != nil:
 			s.log.Warn("readyz: migrations", "error", err)
 			fail("migrations", "cannot read migration status")
-		case !ok:
-			fail("migrations", "not at head: run `docpipe migrate up`")
+		case len(pending) > 0:
+			fail("migrations", fmt.Sprintf("%d pending (%s): run `docpipe migrate up`", len(pending), pending[0]))
 		default:
 			out.Body.Checks["migrations"] = "ok"
 		}
@@ -88,26 +88,6 @@ func (s *Server) registerHealth() {
 		}
 		return out, nil
 	})
-}
-
-// migrationsAtHead asks the database once it answers yes (a running binary's
-// migrations stay applied); a no is re-checked at most every 5 seconds.
-func (s *Server) migrationsAtHead(ctx context.Context) (bool, error) {
-	if s.d.DatabaseURL == "" {
-		return true, nil
-	}
-	s.readyMu.Lock()
-	defer s.readyMu.Unlock()
-	if s.atHead || time.Since(s.headCheck) < 5*time.Second && !s.headCheck.IsZero() {
-		return s.atHead, nil
-	}
-	ok, err := db.AtHead(ctx, s.d.DatabaseURL)
-	s.headCheck = time.Now()
-	if err != nil {
-		return false, err
-	}
-	s.atHead = ok
-	return ok, nil
 }
 
 // webhookPath receives LlamaParse's job notifications.

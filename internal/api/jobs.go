@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
@@ -59,7 +60,7 @@ func (s *Server) registerJobs() {
 		if perr != nil {
 			return nil, perr
 		}
-		ji, err := pipeline.ScopedJob(ctx, s.d.Pool, scope, id)
+		ji, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
 		if isNotFound(err) {
 			return nil, notFound("job")
 		} else if err != nil {
@@ -88,7 +89,7 @@ func (s *Server) registerJobs() {
 			}
 			doc = &id
 		}
-		jobs, err := pipeline.ScopedJobs(ctx, s.d.Pool, scope, string(in.State), doc, pg)
+		jobs, err := catalog.ListJobs(ctx, s.d.Pool, scope, string(in.State), doc, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list jobs", err)
 		}
@@ -115,7 +116,12 @@ func (s *Server) registerJobs() {
 		if perr != nil {
 			return nil, perr
 		}
-		if _, err := s.d.Pipe.ScopedRetry(ctx, scope, id); err != nil {
+		// The engine's re-drive is not scoped: check the caller may see the run first.
+		_, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
+		if err == nil {
+			_, err = s.d.Pipe.Retry(ctx, id)
+		}
+		if err != nil {
 			switch {
 			case isNotFound(err):
 				return nil, notFound("job")
@@ -124,7 +130,7 @@ func (s *Server) registerJobs() {
 			}
 			return nil, s.internal(ctx, "retry job", err)
 		}
-		ji, err := pipeline.ScopedJob(ctx, s.d.Pool, scope, id)
+		ji, err := catalog.GetJob(ctx, s.d.Pool, scope, id)
 		if err != nil {
 			return nil, s.internal(ctx, "read job", err)
 		}
@@ -148,12 +154,12 @@ func (s *Server) registerJobs() {
 		if in.Body != nil {
 			reason = in.Body.Reason
 		}
-		ji, err := s.d.Pipe.Cancel(ctx, scope, id, reason)
+		ji, err := s.manage.Cancel(ctx, scope, id, reason)
 		if err != nil {
 			switch {
 			case isNotFound(err):
 				return nil, notFound("job")
-			case errors.Is(err, pipeline.ErrNotActive):
+			case errors.Is(err, catalog.ErrNotActive):
 				return nil, problem(http.StatusConflict, CodeJobNotActive, "%s", err.Error())
 			}
 			return nil, s.internal(ctx, "cancel job", err)

@@ -7,7 +7,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/catalog"
 )
 
 type searchInput struct {
@@ -34,9 +34,9 @@ func (s *Server) registerSearch() {
 		Errors:      []int{400, 401, 422, 429},
 	}, func(ctx context.Context, in *searchInput) (*searchOutput, error) {
 		scope, _ := scopeOf(ctx)
-		req := pipeline.SearchRequest{Query: in.Body.Query, K: in.Body.K, Mode: in.Body.Mode}
+		req := catalog.SearchRequest{Query: in.Body.Query, K: in.Body.K, Mode: in.Body.Mode}
 		if req.Mode == "" {
-			req.Mode = pipeline.ModeHybrid
+			req.Mode = catalog.ModeHybrid
 		}
 		for _, raw := range in.Body.DocumentIDs {
 			id, err := uuid.Parse(raw)
@@ -45,7 +45,7 @@ func (s *Server) registerSearch() {
 			}
 			req.DocumentIDs = append(req.DocumentIDs, id)
 		}
-		hits, err := pipeline.ScopedSearch(ctx, s.d.Pool, s.d.Embedder, scope, req)
+		hits, err := catalog.Search(ctx, s.d.Pool, s.d.Embedder, scope, req)
 		if err != nil {
 			return nil, s.internal(ctx, "search", err)
 		}

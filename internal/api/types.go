@@ -12,7 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/pipeline"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
@@ -69,7 +69,7 @@ func enumOf[T ~string](values []T) []any {
 	return out
 }
 
-func jobView(ji pipeline.JobInfo) Job {
+func jobView(ji catalog.JobInfo) Job {
 	j := Job{ID: ji.JobID, DocumentID: ji.DocumentID, UserID: ji.UserID, Filename: ji.Filename, Status: ji.Status, State: ji.State,
 		Stage: ji.Stage, Percent: ji.Percent, ChunksTotal: ji.ChunksTotal, EmbedsDone: ji.EmbedsDone, EmbedsTotal: ji.EmbedsTotal,
 		RetryCount: ji.RetryCount, CorrelationID: ji.CorrelationID, Pages: ji.Pages, Tokens: ji.Tokens, CostUSD: ji.CostUSD,
@@ -105,7 +105,7 @@ type Document struct {
 	Job       *Job            `json:"job,omitempty" doc:"The latest run: counts, cost, last error, timestamps."`
 }
 
-func documentView(d pipeline.DocumentInfo) Document {
+func documentView(d catalog.DocumentInfo) Document {
 	out := Document{ID: d.DocumentID, UserID: d.UserID, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256,
 		Pages: d.Pages, Chunks: d.Chunks, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 	if d.Job != nil {
@@ -161,27 +161,27 @@ func encodeCursor(t time.Time, id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixNano(), 10) + "|" + id.String()))
 }
 
-func decodeCursor(c string) (pipeline.Page, error) {
+func decodeCursor(c string) (catalog.Page, error) {
 	if c == "" {
-		return pipeline.Page{}, nil
+		return catalog.Page{}, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return pipeline.Page{}, err
+		return catalog.Page{}, err
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
 	if !ok {
-		return pipeline.Page{}, fmt.Errorf("bad cursor")
+		return catalog.Page{}, fmt.Errorf("bad cursor")
 	}
 	n, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return pipeline.Page{}, err
+		return catalog.Page{}, err
 	}
 	u, err := uuid.Parse(id)
 	if err != nil {
-		return pipeline.Page{}, err
+		return catalog.Page{}, err
 	}
-	return pipeline.Page{BeforeTime: time.Unix(0, n), BeforeID: u}, nil
+	return catalog.Page{BeforeTime: time.Unix(0, n), BeforeID: u}, nil
 }
 
 func badCursor() *Problem {

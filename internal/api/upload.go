@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docpipe/docpipe/internal/auth"
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
@@ -352,7 +353,7 @@ func (s *Server) sniff(data []byte, filename string) (string, *Problem) {
 // the daily count (reserved now; release gives it back if nothing was started).
 func (s *Server) admit(ctx context.Context, userID uuid.UUID) (release func(), _ *Problem) {
 	if s.o.MaxActiveJobs > 0 {
-		n, err := pipeline.ActiveRuns(ctx, s.d.Pool, userID)
+		n, err := catalog.ActiveRuns(ctx, s.d.Pool, catalog.UserScope(userID))
 		if err != nil {
 			return nil, s.internal(ctx, "count active runs", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
@@ -198,7 +199,7 @@ type pendingUpload struct {
 	jobID    uuid.UUID
 }
 
-func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID, corrID uuid.UUID) (UploadResult, int, *Problem) {
+func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID, corrID uuid.UUID) (UploadResult, int, *Problem) {
 	var u pendingUpload
 	all := scope.All()
 	userArg := scopeUser(ctx)
@@ -206,7 +207,7 @@ func (s *Server) completeUpload(ctx context.Context, scope pipeline.Scope, docID
 		WHERE document_id = $1 AND ($2 OR user_id = $3)`, docID, all, userArg).Scan(&u.userID, &u.filename, &u.size, &u.sha, &u.key, &u.jobID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Already completed (a retry), or never started, or another tenant's.
-		if d, derr := pipeline.ScopedDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
+		if d, derr := catalog.GetDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
 			return UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, CorrelationID: d.Job.CorrelationID, Status: d.Job.Status,
 				Duplicate: true, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256}, http.StatusOK, nil
 		}

@@ -100,6 +100,7 @@ type Config struct {
 	WebhookSecret string // DOCPIPE_WEBHOOK_SECRET (secret)
 
 	AlertWebhookURL string // DOCPIPE_ALERT_WEBHOOK_URL (secret)
+	ScratchURL      string // DOCPIPE_SCRATCH_DATABASE_URL (secret)
 
 	JWTSecret        string        // DOCPIPE_JWT_SECRET (secret)
 	JWKSURL          string        // DOCPIPE_JWKS_URL
@@ -266,6 +267,9 @@ var schema = []field{
 	{Var{Name: "DOCPIPE_ALERT_WEBHOOK_URL", Secret: true, Kind: "string",
 		Doc: "Slack-compatible incoming webhook for alerts (firing and resolved, once each); alerts also go to the log and GET /v1/alerts."},
 		func(c *Config) any { return &c.AlertWebhookURL }},
+	{Var{Name: "DOCPIPE_SCRATCH_DATABASE_URL", Secret: true, Kind: "url",
+		Doc: "A PostgreSQL (with pgvector) where the schema drift check (`docpipe validate db`, alert DocpipeSchemaDrift) may create a short-lived scratch database; empty = DATABASE_URL's server (its role needs CREATEDB)."},
+		func(c *Config) any { return &c.ScratchURL }},
 	{Var{Name: "DOCPIPE_JWT_SECRET", Secret: true, Kind: "string",
 		Doc: "HS256 secret for Bearer JWTs, at least 32 bytes (Supabase: Settings → API → JWT secret); without it and DOCPIPE_JWKS_URL only API keys are accepted."},
 		func(c *Config) any { return &c.JWTSecret }},

@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for goose
+	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" for goose
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -70,24 +72,41 @@ func gooseProvider(url string) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", redact(err))
 	}
+	p, err := newGooseProvider(sqlDB, true)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// newGooseProvider reads the embedded migrations for sqlDB (closed with the
+// provider). locked adds goose's session advisory lock (MigrationLockID) around
+// migrations, so concurrent migrators take turns.
+func newGooseProvider(sqlDB *sql.DB, locked bool) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
-		sqlDB.Close()
 		return nil, err
 	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		sqlDB.Close()
-		return nil, err
+	opts := []goose.ProviderOption{goose.WithTableName(gooseTable)}
+	if locked {
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(MigrationLockID))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub,
-		goose.WithTableName(gooseTable), goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub, opts...)
 	if err != nil {
-		sqlDB.Close()
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
 	return p, nil
 }
+
+// MigrationLockID is the session advisory lock goose holds while it migrates
+// docpipe's schema (goose's default id). Whoever holds it sees no migration of
+// docpipe's schema in flight.
+const MigrationLockID = lock.DefaultLockID
 
 // Migrate brings both the docpipe schema and River's tables to the newest version.
 // Concurrent callers are safe: goose holds a session advisory lock, River migrates in a
@@ -177,7 +196,17 @@ type MigrationState struct {
 
 // Status lists every known migration and whether it is applied.
 func Status(ctx context.Context, url string) ([]MigrationState, error) {
-	p, err := gooseProvider(url)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", redact(err))
+	}
+	defer pool.Close()
+	return StatusOf(ctx, pool)
+}
+
+// StatusOf is Status over an open pool.
+func StatusOf(ctx context.Context, pool *pgxpool.Pool) ([]MigrationState, error) {
+	p, err := newGooseProvider(stdlib.OpenDBFromPool(pool), false) // closing it leaves the pool open
 	if err != nil {
 		return nil, err
 	}
@@ -190,25 +219,41 @@ func Status(ctx context.Context, url string) ([]MigrationState, error) {
 	for _, s := range st {
 		out = append(out, MigrationState{Component: Schema, Version: s.Source.Version, Name: s.Source.Path, Applied: s.State == goose.StateApplied})
 	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	defer pool.Close()
 	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return nil, err
 	}
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read river migration status: %w", err)
+	}
 	applied := map[int]bool{}
-	if existing, err := m.ExistingVersions(ctx); err == nil {
-		for _, v := range existing {
-			applied[v.Version] = true
-		}
+	for _, v := range existing {
+		applied[v.Version] = true
 	}
 	for _, v := range m.AllVersions() {
 		out = append(out, MigrationState{Component: "river", Version: int64(v.Version), Name: v.Name, Applied: applied[v.Version]})
 	}
 	return out, nil
+}
+
+// Pending keeps the migrations of states that are not applied.
+func Pending(states []MigrationState) []MigrationState {
+	var out []MigrationState
+	for _, s := range states {
+		if !s.Applied {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// String names a migration for people: "upload_pipeline 00005_dashboard.sql", "river 6 (…)".
+func (s MigrationState) String() string {
+	if s.Component == "river" {
+		return fmt.Sprintf("river %d (%s)", s.Version, s.Name)
+	}
+	return s.Component + " " + s.Name
 }
 
 // AtHead reports whether every migration (docpipe's and River's) is applied.
@@ -217,12 +262,37 @@ func AtHead(ctx context.Context, url string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, s := range st {
-		if !s.Applied {
-			return false, nil
-		}
+	return len(Pending(st)) == 0, nil
+}
+
+// HeadCheck answers "are the migrations at head?" for readiness probes, asking the
+// database at most every TTL, whatever the last answer was: a database restored
+// from an old backup, or migrated down, stops being ready within TTL.
+type HeadCheck struct {
+	Pool *pgxpool.Pool
+	TTL  time.Duration // 0 = 10 s
+
+	mu      sync.Mutex
+	at      time.Time
+	pending []MigrationState
+	err     error
+}
+
+// Pending returns the migrations not applied (nil = at head), from the database
+// when the last answer is older than TTL.
+func (h *HeadCheck) Pending(ctx context.Context) ([]MigrationState, error) {
+	ttl := h.TTL
+	if ttl <= 0 {
+		ttl = 10 * time.Second
 	}
-	return true, nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < ttl {
+		return h.pending, h.err
+	}
+	st, err := StatusOf(ctx, h.Pool)
+	h.at, h.pending, h.err = time.Now(), Pending(st), err
+	return h.pending, h.err
 }
 
 // MigrationsHash identifies the schema the migrations produce (for test template databases).

@@ -7,6 +7,8 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -274,19 +276,52 @@ func (c *Cluster) removeStalePID() error {
 
 // ensureTraversable makes sure the postgres user can reach dir (every parent needs x).
 func ensureTraversable(dir string) error {
+	if d := closedParent(dir); d != "" {
+		return fmt.Errorf("devenv: the postgres user cannot enter %s; choose a cluster folder it can reach", d)
+	}
+	return nil
+}
+
+// closedParent is the first existing parent of dir that the postgres user cannot
+// enter (no search permission for others), or "" when it can reach dir or we are
+// not root (then the server runs as us).
+func closedParent(dir string) string {
 	if os.Geteuid() != 0 {
-		return nil
+		return ""
 	}
 	for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {
-			return err
+			continue // created later with mode 0755
 		}
 		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("devenv: the postgres user cannot enter %s (mode %v); choose a cluster folder it can reach", d, st.Mode().Perm())
+			return d
 		}
 	}
-	return nil
+	return ""
+}
+
+// ReachableDir returns dir when the server's OS user can reach it. Otherwise (root
+// running from a home folder such as /root, mode 0700) it returns a folder of its
+// own under /var/tmp, named by a hash of dir: the same clone finds the same cluster
+// on every run (and /var/tmp survives reboots), different clones never share one,
+// and the home folder's permissions stay as they are. closed names the parent the
+// postgres user cannot enter ("" when dir is returned).
+func ReachableDir(dir string) (reachable, closed string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	closed = closedParent(abs)
+	if closed == "" {
+		return abs, "", nil
+	}
+	base := "/var/tmp"
+	if st, err := os.Stat(base); err != nil || !st.IsDir() {
+		base = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(base, "docpipe-pg-"+hex.EncodeToString(sum[:6])), closed, nil
 }
 
 func tail(path string, n int) string {

@@ -98,3 +98,33 @@ func TestClusterPortInUse(t *testing.T) {
 		t.Errorf("unclear error: %v", err)
 	}
 }
+
+// A cluster folder inside a folder the postgres user cannot enter moves (as root)
+// to a folder of its own that is the same on every run and differs per clone; a
+// reachable folder stays where it is.
+func TestReachableDir(t *testing.T) {
+	open := clusterDir(t)
+	if got, closed, err := ReachableDir(filepath.Join(open, "pg")); err != nil || got != filepath.Join(open, "pg") || closed != "" {
+		t.Fatalf("reachable folder: %s %q %v", got, closed, err)
+	}
+	home, err := os.MkdirTemp("", "docpipe-home-") // 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	a, closed, err := ReachableDir(filepath.Join(home, "one", ".docpipe", "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		if closed != "" {
+			t.Fatalf("not root, yet moved to %s", a)
+		}
+		return
+	}
+	again, _, _ := ReachableDir(filepath.Join(home, "one", ".docpipe", "pg"))
+	other, _, _ := ReachableDir(filepath.Join(home, "two", ".docpipe", "pg"))
+	if closed != home || a != again || a == other || strings.HasPrefix(a, home) || closedParent(a) != "" {
+		t.Fatalf("moved to %s (again %s, other clone %s), closed %s", a, again, other, closed)
+	}
+}

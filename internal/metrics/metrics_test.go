@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
@@ -156,7 +157,7 @@ func TestMetricsAgreeWithDatabase(t *testing.T) {
 	jobs = append(jobs, s.JobID)
 	for _, id := range jobs {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ji, err := pipeline.Wait(ctx, pool, id, nil)
+		ji, err := catalog.Wait(ctx, pool, catalog.AllUsers(), id, nil)
 		cancel()
 		dbtest.Must(t, err, "wait %s", id)
 		if !ji.Status.Terminal() {

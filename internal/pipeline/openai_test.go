@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/mock"
@@ -166,7 +167,7 @@ func TestDailyBudgetPausesAndResumes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // several re-checks while paused
-	ji, err := pipeline.GetJob(t.Context(), e.pool, second.JobID)
+	ji, err := catalog.GetJob(t.Context(), e.pool, catalog.AllUsers(), second.JobID)
 	dbtest.Must(t, err, "get")
 	if ji.Status.Terminal() || ji.State == runstate.Deadletter {
 		t.Fatalf("paused job ended: %s/%s", ji.Status, ji.State)

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
@@ -105,11 +106,11 @@ func (e *env) submit(t *testing.T, name string, data []byte) pipeline.Submitted 
 	return s
 }
 
-func (e *env) wait(t *testing.T, jobID uuid.UUID, d time.Duration) pipeline.JobInfo {
+func (e *env) wait(t *testing.T, jobID uuid.UUID, d time.Duration) catalog.JobInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	ji, err := pipeline.Wait(ctx, e.pool, jobID, nil)
+	ji, err := catalog.Wait(ctx, e.pool, catalog.AllUsers(), jobID, nil)
 	if err != nil {
 		t.Fatalf("wait for job %s: %v (last status %s)", jobID, err, ji.Status)
 	}
@@ -166,7 +167,7 @@ func TestLargePDFDeterministicAndSearchable(t *testing.T) {
 			t.Errorf("run %d: %d rows left in the buffers after finalize", i, n)
 		}
 		emb, _ := embed.NewLocal(1536)
-		hits, err := pipeline.ScopedSearch(context.Background(), e.pool, emb, pipeline.UserScope(user), pipeline.SearchRequest{Query: "deductible", K: 5})
+		hits, err := catalog.Search(context.Background(), e.pool, emb, catalog.UserScope(user), catalog.SearchRequest{Query: "deductible", K: 5})
 		dbtest.Must(t, err, "search")
 		if len(hits) == 0 {
 			t.Fatal("search deductible: no hits")

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -138,6 +137,16 @@ func (p *Pipeline) existing(ctx context.Context, docID uuid.UUID) (Submitted, er
 	return out, err
 }
 
+// Lookup returns the user's existing document and latest run for these bytes (by
+// their sha256, hex), with Duplicate set; found is false when there is none.
+func (p *Pipeline) Lookup(ctx context.Context, userID uuid.UUID, fileSHA256 string) (s Submitted, found bool, err error) {
+	s, err = p.existing(ctx, DocumentID(userID, fileSHA256))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Submitted{}, false, nil
+	}
+	return s, err == nil, err
+}
+
 // SanitizeFilename keeps a file name fit for display: base name only, no control
 // characters, at most 200 runes.
 func SanitizeFilename(name string) string {
@@ -161,7 +170,7 @@ func SanitizeFilename(name string) string {
 // ErrNotDeadLettered is returned by Retry for a run that is not dead-lettered.
 var ErrNotDeadLettered = errors.New("the job is not dead-lettered")
 
-// ErrNotFound is returned for an unknown job or document.
+// ErrNotFound is returned for an unknown run (Retry, the webhook, CancelRun).
 var ErrNotFound = errors.New("not found")
 
 // Retry re-drives a dead-lettered run: it goes back to the entry status of the stage
@@ -212,30 +221,4 @@ func (p *Pipeline) Retry(ctx context.Context, jobID uuid.UUID) (runstate.Status,
 	}
 	p.log.Info("dead-lettered run re-driven", "job_id", jobID, "document_id", docID, "correlation_id", corrID, "from", status, "to", entry)
 	return entry, nil
-}
-
-// Wait polls until the run reaches a terminal status or ctx ends; onProgress (optional)
-// is called whenever status or percent changes.
-func Wait(ctx context.Context, q Querier, jobID uuid.UUID, onProgress func(JobInfo)) (JobInfo, error) {
-	var last JobInfo
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		info, err := GetJob(ctx, q, jobID)
-		if err != nil {
-			return info, err
-		}
-		if onProgress != nil && (info.Status != last.Status || info.Percent != last.Percent) {
-			onProgress(info)
-		}
-		last = info
-		if info.Status.Terminal() {
-			return info, nil
-		}
-		select {
-		case <-ctx.Done():
-			return info, ctx.Err()
-		case <-t.C:
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package catalog
 
 import (
 	"cmp"
@@ -33,11 +33,20 @@ type SearchRequest struct {
 	DocumentIDs []uuid.UUID // optional: only these documents
 }
 
-// RankedHit is a search result; Score is the cosine similarity (vector), the
-// ts_rank_cd cover-density rank (keyword) or the RRF score (hybrid). The ranks say
-// where the chunk placed in each list (0 = not in that list).
-type RankedHit struct {
-	Hit
+// Hit is a search result; Score is the cosine similarity (vector), the ts_rank_cd
+// cover-density rank (keyword) or the RRF score (hybrid). The ranks say where the
+// chunk placed in each list (0 = not in that list).
+type Hit struct {
+	DocumentID  uuid.UUID `json:"document_id"`
+	Filename    string    `json:"filename"`
+	ChunkID     uuid.UUID `json:"chunk_id"`
+	Ord         int       `json:"chunk_ord"`
+	HeadingPath []string  `json:"heading_path"`
+	PageStart   int       `json:"page_start,omitempty"`
+	PageEnd     int       `json:"page_end,omitempty"`
+	Score       float64   `json:"score"`
+	Text        string    `json:"text"`
+	// The ranks keep the names the CLI's direct `search --json` has always printed.
 	VectorRank  int
 	KeywordRank int
 }
@@ -45,9 +54,9 @@ type RankedHit struct {
 // rrfK is the reciprocal-rank-fusion constant (Cormack et al.: 60).
 const rrfK = 60
 
-// ScopedSearch searches the chunks the scope may see, embedded with e's model and
+// Search searches the chunks the scope may see, embedded with e's model and
 // version (keyword mode uses the same rows, so each chunk appears once).
-func ScopedSearch(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Scope, r SearchRequest) ([]RankedHit, error) {
+func Search(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Scope, r SearchRequest) ([]Hit, error) {
 	if r.K <= 0 {
 		r.K = 5
 	}
@@ -80,9 +89,9 @@ func ScopedSearch(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s S
 		if err != nil {
 			return nil, err
 		}
-		fused := map[uuid.UUID]*RankedHit{}
-		var order []*RankedHit
-		add := func(list []RankedHit, vector bool) {
+		fused := map[uuid.UUID]*Hit{}
+		var order []*Hit
+		add := func(list []Hit, vector bool) {
 			for i, h := range list {
 				f, ok := fused[h.ChunkID]
 				if !ok {
@@ -102,14 +111,14 @@ func ScopedSearch(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s S
 		}
 		add(vec, true)
 		add(kw, false)
-		slices.SortStableFunc(order, func(a, b *RankedHit) int {
+		slices.SortStableFunc(order, func(a, b *Hit) int {
 			if c := cmp.Compare(b.Score, a.Score); c != 0 {
 				return c
 			}
 			// Ties: the better single rank first.
 			return cmp.Compare(bestRank(a), bestRank(b))
 		})
-		out := make([]RankedHit, 0, min(r.K, len(order)))
+		out := make([]Hit, 0, min(r.K, len(order)))
 		for _, h := range order[:min(r.K, len(order))] {
 			out = append(out, *h)
 		}
@@ -118,7 +127,7 @@ func ScopedSearch(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s S
 	return nil, fmt.Errorf("unknown search mode %q (want vector, keyword or hybrid)", r.Mode)
 }
 
-func bestRank(h *RankedHit) int {
+func bestRank(h *Hit) int {
 	r := 1 << 30
 	if h.VectorRank > 0 {
 		r = h.VectorRank
@@ -166,7 +175,7 @@ func versionAtLeast(v string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
-func vectorHits(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Scope, query string, docs []uuid.UUID, k int) ([]RankedHit, error) {
+func vectorHits(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Scope, query string, docs []uuid.UUID, k int) ([]Hit, error) {
 	vecs, err := e.Embed(ctx, []string{query})
 	if err != nil {
 		return nil, fmt.Errorf("embed query: %w", err)
@@ -182,7 +191,7 @@ func vectorHits(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Sco
 		  AND ($5::uuid[] IS NULL OR c.document_id = ANY($5))
 		ORDER BY (c.embedding::vector(%[1]d)) <=> $1::vector(%[1]d)
 		LIMIT $6`, dims)
-	var hits []RankedHit
+	var hits []Hit
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if supportsIterativeScan(ctx, tx) {
 			if _, err := tx.Exec(ctx, `SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)`); err != nil {
@@ -200,11 +209,11 @@ func vectorHits(ctx context.Context, pool *pgxpool.Pool, e embed.Embedder, s Sco
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
 	// relaxed_order may return rows slightly out of order.
-	slices.SortStableFunc(hits, func(a, b RankedHit) int { return cmp.Compare(b.Score, a.Score) })
+	slices.SortStableFunc(hits, func(a, b Hit) int { return cmp.Compare(b.Score, a.Score) })
 	return hits, nil
 }
 
-func keywordHits(ctx context.Context, q Querier, e embed.Embedder, s Scope, query string, docs []uuid.UUID, k int) ([]RankedHit, error) {
+func keywordHits(ctx context.Context, q Querier, e embed.Embedder, s Scope, query string, docs []uuid.UUID, k int) ([]Hit, error) {
 	// websearch_to_tsquery accepts what people type ("quoted phrases", or, -not) and
 	// never fails on syntax. The dims/model predicate keeps one row per chunk.
 	rows, err := q.Query(ctx, `SELECT c.document_id, d.filename, c.chunk_id, c.chunk_ord, c.meta, c.text,
@@ -225,9 +234,9 @@ func keywordHits(ctx context.Context, q Querier, e embed.Embedder, s Scope, quer
 	return hits, nil
 }
 
-func collectHits(rows pgx.Rows) ([]RankedHit, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RankedHit, error) {
-		var h RankedHit
+func collectHits(rows pgx.Rows) ([]Hit, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hit, error) {
+		var h Hit
 		var meta []byte
 		if err := r.Scan(&h.DocumentID, &h.Filename, &h.ChunkID, &h.Ord, &meta, &h.Text, &h.Score); err != nil {
 			return h, err
