@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/fault"
+	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/storage"
 )
@@ -91,7 +92,7 @@ func (s *Server) registerHealth() {
 }
 
 // webhookPath receives LlamaParse's job notifications.
-const webhookPath = "/v1/webhooks/llamaparse/{job_id}/{token}"
+const webhookPath = llamaparse.WebhookRoute + "{job_id}/{token}"
 
 type webhookInput struct {
 	JobID   string `path:"job_id" doc:"docpipe run id."`

@@ -19,6 +19,19 @@ import (
 // per-job token in the webhook URL (WebhookToken), treat the body only as a
 // hint (ParseWebhook), and re-read the status and result through the API.
 
+// WebhookRoute is the path under docpipe's public URL where LlamaParse delivers a
+// run's notifications; the run's id and its token follow it
+// (WebhookRoute + "{job_id}/{token}"). It is spelled once, here: the API serves it,
+// the pipeline hands out URLs to it (WebhookURL), and the log redactor masks the
+// token that follows it.
+const WebhookRoute = "/v1/webhooks/llamaparse/"
+
+// WebhookURL is the notification URL for the run jobID under docpipe's public
+// baseURL, with the run's token (WebhookToken under secret) as its last segment.
+func WebhookURL(baseURL string, secret []byte, jobID string) string {
+	return strings.TrimRight(baseURL, "/") + WebhookRoute + url.PathEscape(jobID) + "/" + WebhookToken(secret, jobID)
+}
+
 // WebhookToken is the hex HMAC-SHA256 of jobID under secret: put it in the
 // webhook URL given to Submit and check it with VerifyWebhookToken.
 func WebhookToken(secret []byte, jobID string) string {

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,9 +24,7 @@ func (p *Pipeline) webhookURL(jobID uuid.UUID) string {
 	if p.opts.WebhookBaseURL == "" || len(p.opts.WebhookSecret) == 0 {
 		return ""
 	}
-	id := jobID.String()
-	return strings.TrimRight(p.opts.WebhookBaseURL, "/") + "/v1/webhooks/llamaparse/" + url.PathEscape(id) + "/" +
-		llamaparse.WebhookToken(p.opts.WebhookSecret, id)
+	return llamaparse.WebhookURL(p.opts.WebhookBaseURL, p.opts.WebhookSecret, jobID.String())
 }
 
 // LlamaParseWebhook handles POST /v1/webhooks/llamaparse/{job_id}/{token}. The token

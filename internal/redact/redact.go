@@ -19,14 +19,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/docpipe/docpipe/internal/llamaparse"
 )
 
 // Mask replaces what is removed.
 const Mask = "REDACTED"
-
-// WebhookPrefix starts the LlamaParse webhook route; the path segment after the job
-// id is the run's HMAC token.
-const WebhookPrefix = "/v1/webhooks/llamaparse/"
 
 // MinSecretLen is the shortest configured value Redactor masks by value: shorter
 // values ("any", "test") would mask ordinary words; the patterns still apply.
@@ -35,21 +33,21 @@ const MinSecretLen = 8
 // Path returns an HTTP request path fit for a log line: the token of a LlamaParse
 // webhook path (/v1/webhooks/llamaparse/{job_id}/{token}) is replaced by REDACTED.
 func Path(p string) string {
-	i := strings.Index(p, WebhookPrefix)
+	i := strings.Index(p, llamaparse.WebhookRoute)
 	if i < 0 {
 		return p
 	}
-	rest := p[i+len(WebhookPrefix):]
+	rest := p[i+len(llamaparse.WebhookRoute):]
 	j := strings.IndexByte(rest, '/')
 	if j < 0 || j == len(rest)-1 {
 		return p
 	}
-	return p[:i+len(WebhookPrefix)+j+1] + Mask
+	return p[:i+len(llamaparse.WebhookRoute)+j+1] + Mask
 }
 
 var (
 	// /v1/webhooks/llamaparse/{job_id}/{token} anywhere in a text.
-	webhookToken = regexp.MustCompile(`(/v1/webhooks/llamaparse/[^/\s?#"']+/)[A-Za-z0-9._~%\-]+`)
+	webhookToken = regexp.MustCompile(`(` + regexp.QuoteMeta(llamaparse.WebhookRoute) + `[^/\s?#"']+/)[A-Za-z0-9._~%\-]+`)
 	// scheme://user:password@ (connection strings, URLs with credentials).
 	userinfoPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@"']*:)[^@\s/"']+@`)
 	// ?signature=…, &token=…, X-Amz-Signature=… (signed URLs: local, Supabase, S3).
@@ -66,7 +64,7 @@ var (
 
 // Text masks the secret patterns in s (not configured values: see Redactor).
 func Text(s string) string {
-	if strings.Contains(s, WebhookPrefix) {
+	if strings.Contains(s, llamaparse.WebhookRoute) {
 		s = webhookToken.ReplaceAllString(s, "${1}"+Mask)
 	}
 	if strings.Contains(s, "://") {

@@ -304,8 +304,8 @@ func webhookCheck(ctx context.Context, t EnvTarget) Check {
 		return Pass(name, skipped+"DOCPIPE_PUBLIC_URL is not set, so LlamaParse results are polled (no webhooks)")
 	}
 	id := uuid.NewString()
-	u := strings.TrimRight(t.PublicURL, "/") + "/v1/webhooks/llamaparse/" + id + "/" + llamaparse.WebhookToken([]byte(t.WebhookSecret), id)
-	shown := strings.TrimRight(t.PublicURL, "/") + "/v1/webhooks/llamaparse/…"
+	u := llamaparse.WebhookURL(t.PublicURL, []byte(t.WebhookSecret), id)
+	shown := strings.TrimRight(t.PublicURL, "/") + llamaparse.WebhookRoute + "…"
 	fixRoute := "DOCPIPE_PUBLIC_URL must be where LlamaParse reaches `docpipe serve` from the internet; its proxy or ingress must pass /v1/webhooks/ to it"
 	body := `{"event_id": "docpipe-validate-env", "event_type": "parse.pending", "data": {"job_id": "docpipe-validate-env"}}`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
