@@ -18,7 +18,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
@@ -46,11 +46,11 @@ type apiIngestOptions struct {
 
 // apiIngestResult is one file's outcome (the --json output is a list of them).
 type apiIngestResult struct {
-	File      string        `json:"file"`
-	Duplicate bool          `json:"duplicate"`
-	Error     string        `json:"error,omitempty"`
-	Code      string        `json:"code,omitempty"`
-	Document  *api.Document `json:"document,omitempty"`
+	File      string             `json:"file"`
+	Duplicate bool               `json:"duplicate"`
+	Error     string             `json:"error,omitempty"`
+	Code      string             `json:"code,omitempty"`
+	Document  *apitypes.Document `json:"document,omitempty"`
 }
 
 // ingestRow is the live state of one file while it is uploaded and processed.
@@ -62,7 +62,7 @@ type ingestRow struct {
 	uploaded bool
 	fetched  bool // the document was read after the upload (for its counts)
 	dup      bool
-	doc      api.Document
+	doc      apitypes.Document
 	err      error
 	bar      *mpb.Bar
 	label    atomic.Pointer[string] // what the bar shows; read by mpb without mu

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/runstate"
@@ -103,7 +103,7 @@ func jobsCmd() *cobra.Command {
 				if err != nil {
 					return apiError(err)
 				}
-				events := []api.Event{}
+				events := []apitypes.Event{}
 				for _, e := range all {
 					if e.JobID == j.ID {
 						events = append(events, e)
@@ -229,7 +229,7 @@ func printJob(cmd *cobra.Command, ji catalog.JobInfo) {
 }
 
 // jobInfoOf converts the API's view of a run for the shared printers.
-func jobInfoOf(j api.Job) catalog.JobInfo {
+func jobInfoOf(j apitypes.Job) catalog.JobInfo {
 	ji := catalog.JobInfo{JobID: j.ID, DocumentID: j.DocumentID, UserID: j.UserID, Filename: j.Filename, Status: j.Status, State: j.State,
 		Stage: j.Stage, Percent: j.Percent, ChunksTotal: j.ChunksTotal, EmbedsDone: j.EmbedsDone, EmbedsTotal: j.EmbedsTotal,
 		RetryCount: j.RetryCount, CorrelationID: j.CorrelationID, Pages: j.Pages, Tokens: j.Tokens, CostUSD: j.CostUSD,

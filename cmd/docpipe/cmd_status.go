@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,7 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
@@ -38,8 +37,8 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					return fmt.Errorf("%q is not a document id", a)
 				}
 			}
-			var docs []api.Document
-			evs := map[uuid.UUID][]api.Event{}
+			var docs []apitypes.Document
+			evs := map[uuid.UUID][]apitypes.Event{}
 			if c != nil {
 				if len(ids) == 0 {
 					if docs, err = c.Documents(ctx); err != nil {
@@ -72,7 +71,7 @@ trail); without an id it lists the newest documents as a table. Through the API 
 						return err
 					}
 					for _, d := range infos {
-						docs = append(docs, documentOf(d))
+						docs = append(docs, d.Wire())
 					}
 				}
 				for _, id := range ids {
@@ -80,16 +79,13 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					if err != nil {
 						return err
 					}
-					docs = append(docs, documentOf(info))
+					docs = append(docs, info.Wire())
 					if events {
 						list, err := catalog.DocumentEvents(ctx, a.pool, scope, id, 0)
 						if err != nil {
 							return err
 						}
-						for _, e := range list {
-							evs[id] = append(evs[id], api.Event{At: e.Time, JobID: e.JobID, Type: e.Type, Stage: e.Stage,
-								Severity: e.Severity, Code: e.Code, Payload: e.Payload})
-						}
+						evs[id] = catalog.Wires(list)
 					}
 				}
 			}
@@ -108,8 +104,8 @@ trail); without an id it lists the newest documents as a table. Through the API 
 					return printJSON(cmd, docs)
 				}
 				type withEvents struct {
-					api.Document
-					Events []api.Event `json:"events"`
+					apitypes.Document
+					Events []apitypes.Event `json:"events"`
 				}
 				list := make([]withEvents, len(docs))
 				for i, d := range docs {
@@ -138,7 +134,7 @@ trail); without an id it lists the newest documents as a table. Through the API 
 	return c
 }
 
-func printDocument(out io.Writer, d api.Document) {
+func printDocument(out io.Writer, d apitypes.Document) {
 	fmt.Fprintf(out, "document  %s  %s (%s, %d bytes)\n", d.ID, d.Filename, d.MIME, d.Bytes)
 	fmt.Fprintf(out, "status    %s", d.Status)
 	if d.State != "" {
@@ -168,7 +164,7 @@ func printDocument(out io.Writer, d api.Document) {
 	fmt.Fprintf(out, "updated   %s\n", d.UpdatedAt.Format("2006-01-02 15:04:05 MST"))
 }
 
-func printEvents(out io.Writer, events []api.Event) {
+func printEvents(out io.Writer, events []apitypes.Event) {
 	fmt.Fprintln(out, "\nevents:")
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, e := range events {
@@ -177,7 +173,7 @@ func printEvents(out io.Writer, events []api.Event) {
 	_ = tw.Flush()
 }
 
-func printDocumentTable(out io.Writer, docs []api.Document) error {
+func printDocumentTable(out io.Writer, docs []apitypes.Document) error {
 	if len(docs) == 0 {
 		fmt.Fprintln(out, "no documents")
 		return nil
@@ -201,34 +197,4 @@ func printDocumentTable(out io.Writer, docs []api.Document) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.6f\t%s\n", d.ID, d.Filename, d.Status, pct, d.Pages, d.Chunks, tokens, cost, errText)
 	}
 	return tw.Flush()
-}
-
-// documentOf is the API's view of a document read directly from the database.
-func documentOf(d catalog.DocumentInfo) api.Document {
-	out := api.Document{ID: d.DocumentID, UserID: d.UserID, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256,
-		Pages: d.Pages, Chunks: d.Chunks, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
-	if d.Job != nil {
-		j := jobOf(*d.Job)
-		out.Job = &j
-		out.Status, out.State, out.Stage, out.Percent = j.Status, j.State, j.Stage, j.Percent
-	}
-	return out
-}
-
-// jobOf is the API's view of a run read directly from the database.
-func jobOf(ji catalog.JobInfo) api.Job {
-	j := api.Job{ID: ji.JobID, DocumentID: ji.DocumentID, UserID: ji.UserID, Filename: ji.Filename, Status: ji.Status, State: ji.State,
-		Stage: ji.Stage, Percent: ji.Percent, ChunksTotal: ji.ChunksTotal, EmbedsDone: ji.EmbedsDone, EmbedsTotal: ji.EmbedsTotal,
-		RetryCount: ji.RetryCount, CorrelationID: ji.CorrelationID, Pages: ji.Pages, Tokens: ji.Tokens, CostUSD: ji.CostUSD,
-		CreatedAt: ji.CreatedAt, UpdatedAt: ji.UpdatedAt, FinishedAt: ji.FinishedAt}
-	if len(ji.LastError) > 0 {
-		var le api.LastError
-		if json.Unmarshal(ji.LastError, &le) == nil && le.Code != "" {
-			if le.RetryAt != nil && le.RetryAt.IsZero() {
-				le.RetryAt = nil
-			}
-			j.LastError = &le
-		}
-	}
-	return j
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/db"
@@ -202,6 +203,7 @@ func New(d Deps, o Options) (*Server, error) {
 		return v, nil
 	})
 	s.api = humago.New(&routeMux{s: s}, cfg)
+	describeRuns(s.api.OpenAPI().Components.Schemas)
 
 	s.registerHealth()
 	s.registerDocuments()
@@ -256,7 +258,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", reqID)
 	sw := &statusWriter{ResponseWriter: w}
 	note := &requestNote{}
-	if id, err := uuid.Parse(r.Header.Get(CorrelationHeader)); err == nil && id != uuid.Nil {
+	if id, err := uuid.Parse(r.Header.Get(apitypes.CorrelationHeader)); err == nil && id != uuid.Nil {
 		note.setCorrelation(id) // the client's; a handler that knows the run's replaces it
 	}
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
@@ -271,7 +273,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.Error("panic in handler", "panic", rec, "path", redact.Path(r.URL.Path), "request_id", reqID, "stack", string(debug.Stack()))
 			if sw.status == 0 {
-				problem(http.StatusInternalServerError, CodeInternal, "internal error (request %s)", reqID).write(sw, r)
+				problem(http.StatusInternalServerError, apitypes.CodeInternal, "internal error (request %s)", reqID).write(sw, r)
 			}
 		}
 		lvl := slog.LevelInfo
@@ -302,7 +304,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
 			sw.Header().Set("Allow", rec.header.Get("Allow"))
-			problem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)",
+			problem(http.StatusMethodNotAllowed, apitypes.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)",
 				r.Method, r.URL.Path, rec.header.Get("Allow")).write(sw, r)
 			return
 		}
@@ -313,7 +315,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sw.WriteHeader(rec.status)
 			return
 		}
-		problem(http.StatusNotFound, CodeRouteNotFound, "no endpoint %s %s (see /v1/openapi.json)", r.Method, r.URL.Path).write(sw, r)
+		problem(http.StatusNotFound, apitypes.CodeRouteNotFound, "no endpoint %s %s (see /v1/openapi.json)", r.Method, r.URL.Path).write(sw, r)
 		return
 	}
 	s.mux.ServeHTTP(sw, r)
@@ -324,10 +326,6 @@ type (
 	baseURLKey     struct{}
 	requestNoteKey struct{}
 )
-
-// CorrelationHeader carries a run's correlation id: a client may choose it on the
-// request that starts a run (uploads), and the upload responses echo the run's.
-const CorrelationHeader = "X-Correlation-Id"
 
 // requestNote collects what handlers learn for the request's log line.
 type requestNote struct {
@@ -372,8 +370,8 @@ func clientCorrelation(raw string) (uuid.UUID, *Problem) {
 	}
 	id, err := uuid.Parse(raw)
 	if err != nil || id == uuid.Nil || len(raw) > 45 {
-		return uuid.Nil, problem(http.StatusUnprocessableEntity, CodeCorrelationIDBad,
-			"the %s header must be a UUID (e.g. %s), not %q", CorrelationHeader, uuid.NewString(), truncate(raw, 64))
+		return uuid.Nil, problem(http.StatusUnprocessableEntity, apitypes.CodeCorrelationIDBad,
+			"the %s header must be a UUID (e.g. %s), not %q", apitypes.CorrelationHeader, uuid.NewString(), truncate(raw, 64))
 	}
 	return id, nil
 }
@@ -441,15 +439,15 @@ func (s *Server) protect(next http.Handler) http.Handler {
 		if err != nil {
 			if auth.Unauthenticated(err) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="docpipe"`)
-				problem(http.StatusUnauthorized, CodeUnauthenticated, "%s", err.Error()).write(w, r)
+				problem(http.StatusUnauthorized, apitypes.CodeUnauthenticated, "%s", err.Error()).write(w, r)
 				return
 			}
 			s.log.Error("authentication could not run", "error", err)
-			problem(http.StatusServiceUnavailable, CodeUnavailable, "authentication is unavailable; try again").withRetryAfter(5*time.Second).write(w, r)
+			problem(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "authentication is unavailable; try again").withRetryAfter(5*time.Second).write(w, r)
 			return
 		}
 		if ok, wait := s.limiter.allow(p.ID); !ok {
-			problem(http.StatusTooManyRequests, CodeRateLimited, "rate limit of %g requests/s (burst %d) exceeded for this credential; retry after %s",
+			problem(http.StatusTooManyRequests, apitypes.CodeRateLimited, "rate limit of %g requests/s (burst %d) exceeded for this credential; retry after %s",
 				s.o.RatePerSecond, s.o.RateBurst, wait.Round(time.Millisecond)).withRetryAfter(wait).write(w, r)
 			return
 		}
@@ -485,7 +483,7 @@ func (s *Server) internal(ctx context.Context, what string, err error) *Problem 
 		attrs = append(attrs, "correlation_id", id)
 	}
 	s.log.Error(what, attrs...)
-	return problem(http.StatusInternalServerError, CodeInternal, "%s failed (request %s)", what, reqID)
+	return problem(http.StatusInternalServerError, apitypes.CodeInternal, "%s failed (request %s)", what, reqID)
 }
 
 // parseID reads a path id; a malformed id is a 404 (nothing has that id).

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/pipeline"
@@ -33,7 +34,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 	if up.status != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", up.status, up.body)
 	}
-	var res api.UploadResult
+	var res apitypes.UploadResult
 	up.json(t, &res)
 	if again := h.upload(tok, "scan_classic_hmo.pdf", data, sha256hex(data), "Idempotency-Key", "big-pdf"); again.status != http.StatusAccepted ||
 		again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, up.body) {
@@ -53,19 +54,19 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 		t.Fatalf("document counts: chunks %d, job %+v", doc.Chunks, doc.Job)
 	}
 
-	var job api.Job
+	var job apitypes.Job
 	h.getJSON("/v1/jobs/"+res.JobID.String(), tok, &job)
 	if job.ID != res.JobID || job.Status != runstate.Complete || job.State != runstate.Done {
 		t.Fatalf("job %+v", job)
 	}
 
 	// Chunks page by ordinal until the last page.
-	var all []api.Chunk
+	var all []apitypes.Chunk
 	after := -1
 	for {
 		var page struct {
-			Items     []api.Chunk `json:"items"`
-			NextAfter *int        `json:"next_after"`
+			Items     []apitypes.Chunk `json:"items"`
+			NextAfter *int             `json:"next_after"`
 		}
 		h.getJSON(fmt.Sprintf("/v1/documents/%s/chunks?limit=40&after=%d", res.DocumentID, after), tok, &page)
 		all = append(all, page.Items...)
@@ -83,7 +84,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 		}
 	}
 
-	var events struct{ Items []api.Event }
+	var events struct{ Items []apitypes.Event }
 	h.getJSON("/v1/documents/"+res.DocumentID.String()+"/events", tok, &events)
 	codes := map[string]bool{}
 	for _, e := range events.Items {
@@ -96,7 +97,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 		t.Errorf("event codes %v", codes)
 	}
 
-	var sr struct{ Results []api.SearchHit }
+	var sr struct{ Results []apitypes.SearchHit }
 	h.postJSON("/v1/search", tok, map[string]any{"query": "prior authorization", "k": 3}).json(t, &sr)
 	if len(sr.Results) == 0 || !strings.Contains(strings.ToLower(sr.Results[0].Text), "prior authorization") {
 		t.Fatalf("hybrid search: %+v", sr.Results)
@@ -109,7 +110,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 	if r := h.do(http.MethodDelete, "/v1/documents/"+res.DocumentID.String(), tok, nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	h.do(http.MethodGet, "/v1/documents/"+res.DocumentID.String(), tok, nil).problem(t, 404, api.CodeNotFound)
+	h.do(http.MethodGet, "/v1/documents/"+res.DocumentID.String(), tok, nil).problem(t, 404, apitypes.CodeNotFound)
 	for _, table := range []string{"documents", "upload_jobs", "document_chunks", "document_chunk_buffer", "document_vector_buffer", "events"} {
 		if n := h.count(`SELECT count(*) FROM upload_pipeline.` + table); n != 0 {
 			t.Errorf("%s: %d rows left after delete", table, n)
@@ -118,7 +119,7 @@ func TestUploadLargePDFToComplete(t *testing.T) {
 	if objs := h.objects(); len(objs) != 0 {
 		t.Errorf("objects left after delete: %v", objs)
 	}
-	h.do(http.MethodDelete, "/v1/documents/"+res.DocumentID.String(), tok, nil).problem(t, 404, api.CodeNotFound)
+	h.do(http.MethodDelete, "/v1/documents/"+res.DocumentID.String(), tok, nil).problem(t, 404, apitypes.CodeNotFound)
 }
 
 // A declared sha256 that does not match is rejected and nothing is stored or queued;
@@ -130,7 +131,7 @@ func TestChecksumAndDuplicate(t *testing.T) {
 	data := smallDoc("Plan", "The annual deductible is $500 per member.")
 
 	wrong := sha256hex([]byte("something else"))
-	p := h.upload(tok, "plan.md", data, wrong).problem(t, 422, api.CodeChecksumMismatch)
+	p := h.upload(tok, "plan.md", data, wrong).problem(t, 422, apitypes.CodeChecksumMismatch)
 	if !strings.Contains(p.Detail, wrong) {
 		t.Errorf("detail %q does not name the declared digest", p.Detail)
 	}
@@ -147,7 +148,7 @@ func TestChecksumAndDuplicate(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("second upload: %d %s", r.status, r.body)
 	}
-	var second api.UploadResult
+	var second apitypes.UploadResult
 	r.json(t, &second)
 	if !second.Duplicate || second.DocumentID != first.DocumentID || second.JobID != first.JobID {
 		t.Fatalf("second upload %+v, first %+v", second, first)
@@ -170,29 +171,29 @@ func TestUploadRejections(t *testing.T) {
 	tok := token(t, userA)
 
 	big := bytes.Repeat([]byte("All work and no play. "), 400)
-	h.upload(tok, "big.txt", big, "").problem(t, 413, api.CodeTooLarge)
+	h.upload(tok, "big.txt", big, "").problem(t, 413, apitypes.CodeTooLarge)
 	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), make([]byte, 64)...)
-	h.upload(tok, "picture.png", png, "").problem(t, 415, api.CodeUnsupportedType)
-	h.upload(tok, "policy.pdf", []byte("just some text, not a PDF"), "").problem(t, 415, api.CodeTypeMismatch)
-	h.upload(tok, "page.html", []byte("<!doctype html><html><body><p>Hi</p></body></html>"), "").problem(t, 415, api.CodeUnsupportedType)
-	h.upload(tok, "empty.txt", nil, "").problem(t, 422, api.CodeEmptyFile)
-	h.upload(tok, "x.txt", []byte("hello"), "not-a-digest").problem(t, 422, api.CodeValidation)
-	h.do(http.MethodPost, "/v1/documents", tok, strings.NewReader(`{"file":"x"}`)).problem(t, 415, api.CodeUnsupportedType)
+	h.upload(tok, "picture.png", png, "").problem(t, 415, apitypes.CodeUnsupportedType)
+	h.upload(tok, "policy.pdf", []byte("just some text, not a PDF"), "").problem(t, 415, apitypes.CodeTypeMismatch)
+	h.upload(tok, "page.html", []byte("<!doctype html><html><body><p>Hi</p></body></html>"), "").problem(t, 415, apitypes.CodeUnsupportedType)
+	h.upload(tok, "empty.txt", nil, "").problem(t, 422, apitypes.CodeEmptyFile)
+	h.upload(tok, "x.txt", []byte("hello"), "not-a-digest").problem(t, 422, apitypes.CodeValidation)
+	h.do(http.MethodPost, "/v1/documents", tok, strings.NewReader(`{"file":"x"}`)).problem(t, 415, apitypes.CodeUnsupportedType)
 	h.do(http.MethodPost, "/v1/documents", tok, strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nhi"),
-		"Content-Type", "multipart/form-data; boundary=b").problem(t, 400, api.CodeMalformed)
+		"Content-Type", "multipart/form-data; boundary=b").problem(t, 400, apitypes.CodeMalformed)
 	var nofile bytes.Buffer
 	mw := multipart.NewWriter(&nofile)
 	dbtest.Must(t, mw.WriteField("filename", "x.txt"), "field")
 	dbtest.Must(t, mw.Close(), "close")
-	h.do(http.MethodPost, "/v1/documents", tok, &nofile, "Content-Type", mw.FormDataContentType()).problem(t, 422, api.CodeValidation)
+	h.do(http.MethodPost, "/v1/documents", tok, &nofile, "Content-Type", mw.FormDataContentType()).problem(t, 422, apitypes.CodeValidation)
 
-	h.postJSON("/v1/search", tok, map[string]any{"query": "", "k": 5}).problem(t, 422, api.CodeValidation)
-	h.postJSON("/v1/search", tok, map[string]any{"query": "x", "mode": "psychic"}).problem(t, 422, api.CodeValidation)
-	h.do(http.MethodPost, "/v1/search", tok, strings.NewReader("{not json")).problem(t, 400, api.CodeMalformed)
-	h.do(http.MethodGet, "/v1/documents?cursor=bm9wZQ", tok, nil).problem(t, 400, api.CodeMalformed)
-	h.do(http.MethodGet, "/v1/nothing-here", tok, nil).problem(t, 404, api.CodeRouteNotFound)
+	h.postJSON("/v1/search", tok, map[string]any{"query": "", "k": 5}).problem(t, 422, apitypes.CodeValidation)
+	h.postJSON("/v1/search", tok, map[string]any{"query": "x", "mode": "psychic"}).problem(t, 422, apitypes.CodeValidation)
+	h.do(http.MethodPost, "/v1/search", tok, strings.NewReader("{not json")).problem(t, 400, apitypes.CodeMalformed)
+	h.do(http.MethodGet, "/v1/documents?cursor=bm9wZQ", tok, nil).problem(t, 400, apitypes.CodeMalformed)
+	h.do(http.MethodGet, "/v1/nothing-here", tok, nil).problem(t, 404, apitypes.CodeRouteNotFound)
 	r := h.do(http.MethodPut, "/v1/search", tok, nil)
-	r.problem(t, 405, api.CodeMethodNotAllowed)
+	r.problem(t, 405, apitypes.CodeMethodNotAllowed)
 	if r.header.Get("Allow") == "" {
 		t.Error("405 without Allow")
 	}
@@ -227,7 +228,7 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Errorf("replayed Location %q, first %q", again.header.Get("Location"), first.header.Get("Location"))
 	}
 	h.upload(tok, "other.md", smallDoc("Other", "Different bytes."), "", "Idempotency-Key", "upload-1").
-		problem(t, 422, api.CodeIdempotencyReuse)
+		problem(t, 422, apitypes.CodeIdempotencyReuse)
 	// Keys are per credential: another user's identical key is independent.
 	if r := h.upload(token(t, userB), "rider.md", data, "", "Idempotency-Key", "upload-1"); r.status != http.StatusAccepted {
 		t.Fatalf("user B, same key: %d %s", r.status, r.body)
@@ -254,7 +255,7 @@ func TestLimits(t *testing.T) {
 		}
 	}
 	r := h.do(http.MethodGet, "/v1/documents", tok, nil)
-	r.problem(t, 429, api.CodeRateLimited)
+	r.problem(t, 429, apitypes.CodeRateLimited)
 	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
 		t.Fatalf("Retry-After %q", ra)
 	}
@@ -273,7 +274,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("duplicate over the daily limit: %d %s", r.status, r.body)
 	}
 	r = h2.upload(tok, "c.md", smallDoc("C", "three"), "")
-	r.problem(t, 429, api.CodeDailyUploadLimit)
+	r.problem(t, 429, apitypes.CodeDailyUploadLimit)
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("daily limit without Retry-After")
 	}
@@ -281,7 +282,7 @@ func TestLimits(t *testing.T) {
 	h3 := newHarness(t, harnessOpts{api: api.Options{MaxActiveJobs: 1}}) // no workers: runs stay queued
 	h3.uploadOK(tok, "a.md", smallDoc("A", "one"))
 	r = h3.upload(tok, "b.md", smallDoc("B", "two"), "")
-	r.problem(t, 429, api.CodeActiveJobsLimit)
+	r.problem(t, 429, apitypes.CodeActiveJobsLimit)
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("active-jobs limit without Retry-After")
 	}
@@ -295,12 +296,12 @@ func TestCancelAndRetry(t *testing.T) {
 	tok := token(t, userA)
 	res := h.uploadOK(tok, "notes.md", smallDoc("Notes", "Claims must be filed within 90 days."))
 
-	h.do(http.MethodPost, "/v1/jobs/"+res.JobID.String()+"/retry", tok, nil).problem(t, 409, api.CodeNotDeadLettered)
+	h.do(http.MethodPost, "/v1/jobs/"+res.JobID.String()+"/retry", tok, nil).problem(t, 409, apitypes.CodeNotDeadLettered)
 	r := h.postJSON("/v1/jobs/"+res.JobID.String()+"/cancel", tok, map[string]string{"reason": "uploaded the wrong file"})
 	if r.status != 200 {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
-	var job api.Job
+	var job apitypes.Job
 	r.json(t, &job)
 	if job.Status != runstate.FailedParse || job.State != runstate.Deadletter || job.LastError == nil ||
 		job.LastError.Code != pipeline.CodeCancelled || job.LastError.Message != "uploaded the wrong file" {
@@ -309,9 +310,9 @@ func TestCancelAndRetry(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM river_job WHERE state NOT IN ('cancelled', 'completed', 'discarded')`); n != 0 {
 		t.Fatalf("%d live River jobs after cancel", n)
 	}
-	h.do(http.MethodPost, "/v1/jobs/"+res.JobID.String()+"/cancel", tok, nil).problem(t, 409, api.CodeJobNotActive)
+	h.do(http.MethodPost, "/v1/jobs/"+res.JobID.String()+"/cancel", tok, nil).problem(t, 409, apitypes.CodeJobNotActive)
 
-	var list struct{ Items []api.Job }
+	var list struct{ Items []apitypes.Job }
 	h.getJSON("/v1/jobs?state=deadletter", tok, &list)
 	if len(list.Items) != 1 || list.Items[0].ID != res.JobID {
 		t.Fatalf("deadletter list %+v", list.Items)
@@ -334,7 +335,7 @@ func TestCancelAndRetry(t *testing.T) {
 	if len(list.Items) != 0 {
 		t.Fatalf("deadletter list after retry: %+v", list.Items)
 	}
-	var events struct{ Items []api.Event }
+	var events struct{ Items []apitypes.Event }
 	h.getJSON("/v1/documents/"+res.DocumentID.String()+"/events", tok, &events)
 	var codes []string
 	for _, e := range events.Items {
@@ -360,8 +361,8 @@ func TestListPaging(t *testing.T) {
 	pages := 0
 	for {
 		var page struct {
-			Items      []api.Document `json:"items"`
-			NextCursor string         `json:"next_cursor"`
+			Items      []apitypes.Document `json:"items"`
+			NextCursor string              `json:"next_cursor"`
 		}
 		h.getJSON("/v1/documents?limit=2&cursor="+cursor, tok, &page)
 		pages++
@@ -380,8 +381,8 @@ func TestListPaging(t *testing.T) {
 		t.Fatalf("%d documents over %d pages", len(seen), pages)
 	}
 	var jobs struct {
-		Items      []api.Job `json:"items"`
-		NextCursor string    `json:"next_cursor"`
+		Items      []apitypes.Job `json:"items"`
+		NextCursor string         `json:"next_cursor"`
 	}
 	h.getJSON("/v1/jobs?limit=3", tok, &jobs)
 	if len(jobs.Items) != 3 || jobs.NextCursor == "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/dbtest"
 )
@@ -107,7 +108,7 @@ func TestJWTAuth(t *testing.T) {
 	reject := func(name, tok string) {
 		t.Helper()
 		r := h.do(http.MethodGet, "/v1/documents", tok, nil)
-		r.problem(t, http.StatusUnauthorized, api.CodeUnauthenticated)
+		r.problem(t, http.StatusUnauthorized, apitypes.CodeUnauthenticated)
 		if r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", name)
 		}
@@ -155,6 +156,6 @@ func TestJWTAuth(t *testing.T) {
 	if r := h.do(http.MethodGet, "/v1/openapi.json", "", nil); r.status != http.StatusOK {
 		t.Fatalf("openapi: %d", r.status)
 	}
-	h.do(http.MethodGet, "/v1/documents", "", nil, "Authorization", "Basic dXNlcjpwYXNz").problem(t, 401, api.CodeUnauthenticated)
-	h.do(http.MethodGet, "/v1/documents", "", nil, "X-API-Key", "dpk_nope").problem(t, 401, api.CodeUnauthenticated)
+	h.do(http.MethodGet, "/v1/documents", "", nil, "Authorization", "Basic dXNlcjpwYXNz").problem(t, 401, apitypes.CodeUnauthenticated)
+	h.do(http.MethodGet, "/v1/documents", "", nil, "X-API-Key", "dpk_nope").problem(t, 401, apitypes.CodeUnauthenticated)
 }

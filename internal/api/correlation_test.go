@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
@@ -30,16 +31,16 @@ func TestClientCorrelationID(t *testing.T) {
 	corr := uuid.New()
 	data := smallDoc("Correlated", "a document with a correlation id chosen by the client")
 
-	r := h.upload(tok, "c.md", data, "", api.CorrelationHeader, corr.String())
+	r := h.upload(tok, "c.md", data, "", apitypes.CorrelationHeader, corr.String())
 	if r.status != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
-	var res api.UploadResult
+	var res apitypes.UploadResult
 	r.json(t, &res)
-	if res.CorrelationID != corr || r.header.Get(api.CorrelationHeader) != corr.String() {
-		t.Fatalf("correlation id %s, header %q, want %s", res.CorrelationID, r.header.Get(api.CorrelationHeader), corr)
+	if res.CorrelationID != corr || r.header.Get(apitypes.CorrelationHeader) != corr.String() {
+		t.Fatalf("correlation id %s, header %q, want %s", res.CorrelationID, r.header.Get(apitypes.CorrelationHeader), corr)
 	}
-	var job api.Job
+	var job apitypes.Job
 	h.getJSON("/v1/jobs/"+res.JobID.String(), tok, &job)
 	if job.CorrelationID != corr {
 		t.Fatalf("run's correlation id %s, want %s", job.CorrelationID, corr)
@@ -49,23 +50,23 @@ func TestClientCorrelationID(t *testing.T) {
 	}
 
 	// The same bytes again with another id: the existing run, and its id.
-	r = h.upload(tok, "c.md", data, "", api.CorrelationHeader, uuid.NewString())
-	var dup api.UploadResult
+	r = h.upload(tok, "c.md", data, "", apitypes.CorrelationHeader, uuid.NewString())
+	var dup apitypes.UploadResult
 	r.json(t, &dup)
-	if r.status != http.StatusOK || !dup.Duplicate || dup.CorrelationID != corr || r.header.Get(api.CorrelationHeader) != corr.String() {
-		t.Fatalf("duplicate: %d %+v (header %q), want the original run's correlation id %s", r.status, dup, r.header.Get(api.CorrelationHeader), corr)
+	if r.status != http.StatusOK || !dup.Duplicate || dup.CorrelationID != corr || r.header.Get(apitypes.CorrelationHeader) != corr.String() {
+		t.Fatalf("duplicate: %d %+v (header %q), want the original run's correlation id %s", r.status, dup, r.header.Get(apitypes.CorrelationHeader), corr)
 	}
 
 	// Without the header the server makes one.
 	r = h.upload(tok, "d.md", smallDoc("Plain", "no correlation id sent"), "")
-	var plain api.UploadResult
+	var plain apitypes.UploadResult
 	r.json(t, &plain)
 	if r.status != http.StatusAccepted || plain.CorrelationID == uuid.Nil || plain.CorrelationID == corr {
 		t.Fatalf("upload without the header: %d %+v", r.status, plain)
 	}
 
 	for _, bad := range []string{"not-a-uuid", uuid.Nil.String(), strings.Repeat("a", 300)} {
-		h.upload(tok, "e.md", smallDoc("Bad", bad), "", api.CorrelationHeader, bad).problem(t, 422, api.CodeCorrelationIDBad)
+		h.upload(tok, "e.md", smallDoc("Bad", bad), "", apitypes.CorrelationHeader, bad).problem(t, 422, apitypes.CodeCorrelationIDBad)
 	}
 	if n := h.count(`SELECT count(*) FROM upload_pipeline.documents`); n != 2 {
 		t.Fatalf("%d documents, want 2 (rejected uploads store nothing)", n)
@@ -78,13 +79,13 @@ func TestClientCorrelationID(t *testing.T) {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
 	completePath := "/v1/uploads/" + tk.DocumentID.String() + "/complete"
-	h.do(http.MethodPost, completePath, tok, nil, api.CorrelationHeader, "nope").problem(t, 422, api.CodeCorrelationIDBad)
+	h.do(http.MethodPost, completePath, tok, nil, apitypes.CorrelationHeader, "nope").problem(t, 422, apitypes.CodeCorrelationIDBad)
 	corr2 := uuid.New()
-	r = h.do(http.MethodPost, completePath, tok, nil, api.CorrelationHeader, corr2.String())
-	var done api.UploadResult
+	r = h.do(http.MethodPost, completePath, tok, nil, apitypes.CorrelationHeader, corr2.String())
+	var done apitypes.UploadResult
 	r.json(t, &done)
-	if r.status != http.StatusAccepted || done.CorrelationID != corr2 || r.header.Get(api.CorrelationHeader) != corr2.String() {
-		t.Fatalf("complete: %d %+v (header %q), want correlation id %s", r.status, done, r.header.Get(api.CorrelationHeader), corr2)
+	if r.status != http.StatusAccepted || done.CorrelationID != corr2 || r.header.Get(apitypes.CorrelationHeader) != corr2.String() {
+		t.Fatalf("complete: %d %+v (header %q), want correlation id %s", r.status, done, r.header.Get(apitypes.CorrelationHeader), corr2)
 	}
 	h.getJSON("/v1/jobs/"+done.JobID.String(), tok, &job)
 	if job.CorrelationID != corr2 {
@@ -92,7 +93,7 @@ func TestClientCorrelationID(t *testing.T) {
 	}
 	// Declaring the same bytes again: a duplicate ticket with the run's correlation id.
 	r = h.postJSON("/v1/uploads", tok, map[string]any{"filename": "s.md", "bytes_len": len(signed), "sha256": sha256hex(signed)})
-	var again api.UploadTicket
+	var again apitypes.UploadTicket
 	r.json(t, &again)
 	if !again.Duplicate || again.CorrelationID == nil || *again.CorrelationID != corr2 {
 		t.Fatalf("duplicate ticket %+v", again)
@@ -137,10 +138,10 @@ func TestRequestLogCorrelationAndRedaction(t *testing.T) {
 
 	tok := token(t, userA)
 	corr := uuid.New()
-	r := h2.upload(tok, "l.md", smallDoc("Logged", "request log"), "", api.CorrelationHeader, corr.String())
-	var res api.UploadResult
+	r := h2.upload(tok, "l.md", smallDoc("Logged", "request log"), "", apitypes.CorrelationHeader, corr.String())
+	var res apitypes.UploadResult
 	r.json(t, &res)
-	var doc api.Document
+	var doc apitypes.Document
 	h2.getJSON("/v1/documents/"+res.DocumentID.String(), tok, &doc)
 	job := res.JobID.String()
 	hook := llamaparse.WebhookToken(secret, job)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/catalog"
 )
 
@@ -21,14 +22,11 @@ type listDocumentsInput struct {
 }
 
 type listDocumentsOutput struct {
-	Body struct {
-		Items      []Document `json:"items"`
-		NextCursor string     `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page."`
-	}
+	Body apitypes.DocumentList
 }
 
 type documentOutput struct {
-	Body Document
+	Body apitypes.Document
 }
 
 type chunksInput struct {
@@ -38,18 +36,11 @@ type chunksInput struct {
 }
 
 type chunksOutput struct {
-	Body struct {
-		DocumentID string  `json:"document_id"`
-		Items      []Chunk `json:"items"`
-		NextAfter  *int    `json:"next_after,omitempty" doc:"Pass as after for the next page; absent on the last page."`
-	}
+	Body apitypes.ChunkList
 }
 
 type eventsOutput struct {
-	Body struct {
-		DocumentID string  `json:"document_id"`
-		Items      []Event `json:"items"`
-	}
+	Body apitypes.EventList
 }
 
 func (s *Server) registerDocuments() {
@@ -61,25 +52,15 @@ func (s *Server) registerDocuments() {
 		Errors: []int{400, 401, 429},
 	}, func(ctx context.Context, in *listDocumentsInput) (*listDocumentsOutput, error) {
 		scope, _ := scopeOf(ctx)
-		pg, err := decodeCursor(in.Cursor)
+		pg, err := catalog.NextPage(in.Cursor, in.Limit)
 		if err != nil {
 			return nil, badCursor()
 		}
-		pg.Limit = in.Limit
 		docs, err := catalog.ListDocuments(ctx, s.d.Pool, scope, pg)
 		if err != nil {
 			return nil, s.internal(ctx, "list documents", err)
 		}
-		out := &listDocumentsOutput{}
-		out.Body.Items = make([]Document, 0, len(docs))
-		for _, d := range docs {
-			out.Body.Items = append(out.Body.Items, documentView(d))
-		}
-		if len(docs) == pg.Limit && len(docs) > 0 {
-			last := docs[len(docs)-1]
-			out.Body.NextCursor = encodeCursor(last.CreatedAt, last.DocumentID)
-		}
-		return out, nil
+		return &listDocumentsOutput{Body: apitypes.DocumentList{Items: catalog.Wires(docs), NextCursor: catalog.NextCursor(pg, docs)}}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -92,7 +73,7 @@ func (s *Server) registerDocuments() {
 		if perr != nil {
 			return nil, perr
 		}
-		return &documentOutput{Body: documentView(d)}, nil
+		return &documentOutput{Body: d.Wire()}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -109,13 +90,7 @@ func (s *Server) registerDocuments() {
 		if err != nil {
 			return nil, s.internal(ctx, "list chunks", err)
 		}
-		out := &chunksOutput{}
-		out.Body.DocumentID = d.DocumentID.String()
-		out.Body.Items = make([]Chunk, 0, len(chunks))
-		for _, c := range chunks {
-			out.Body.Items = append(out.Body.Items, Chunk{ID: c.ChunkID, Ord: c.Ord, Text: c.Text, Tokens: c.Tokens,
-				HeadingPath: nonNil(c.HeadingPath), PageStart: c.PageStart, PageEnd: c.PageEnd, EmbedModel: c.EmbedModel})
-		}
+		out := &chunksOutput{Body: apitypes.ChunkList{DocumentID: d.DocumentID.String(), Items: catalog.Wires(chunks)}}
 		if len(chunks) == in.Limit {
 			next := chunks[len(chunks)-1].Ord
 			out.Body.NextAfter = &next
@@ -137,14 +112,7 @@ func (s *Server) registerDocuments() {
 		if err != nil {
 			return nil, s.internal(ctx, "list events", err)
 		}
-		out := &eventsOutput{}
-		out.Body.DocumentID = d.DocumentID.String()
-		out.Body.Items = make([]Event, 0, len(evs))
-		for _, e := range evs {
-			out.Body.Items = append(out.Body.Items, Event{At: e.Time, JobID: e.JobID, Type: e.Type, Stage: e.Stage, Severity: e.Severity,
-				Code: e.Code, Payload: e.Payload, WorkerID: e.WorkerID, Attempt: e.Attempt})
-		}
-		return out, nil
+		return &eventsOutput{Body: apitypes.EventList{DocumentID: d.DocumentID.String(), Items: catalog.Wires(evs)}}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -164,19 +132,12 @@ func (s *Server) registerDocuments() {
 			case isNotFound(err):
 				return nil, notFound("document")
 			case errors.Is(err, catalog.ErrBusy):
-				return nil, problem(http.StatusConflict, CodeConflict, "%s", err.Error()).withRetryAfter(5 * time.Second)
+				return nil, problem(http.StatusConflict, apitypes.CodeConflict, "%s", err.Error()).withRetryAfter(5 * time.Second)
 			}
 			return nil, s.internal(ctx, "delete document", err)
 		}
 		return nil, nil
 	})
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // document reads a document in the caller's scope; unknown, malformed and other

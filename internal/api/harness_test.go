@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
@@ -235,23 +236,23 @@ func (h *harness) upload(auth, filename string, data []byte, sha string, hdr ...
 }
 
 // uploadOK uploads and expects a new run (202).
-func (h *harness) uploadOK(auth, filename string, data []byte) api.UploadResult {
+func (h *harness) uploadOK(auth, filename string, data []byte) apitypes.UploadResult {
 	h.t.Helper()
 	r := h.upload(auth, filename, data, sha256hex(data))
 	if r.status != http.StatusAccepted {
 		h.t.Fatalf("upload %s: %d %s", filename, r.status, r.body)
 	}
-	var res api.UploadResult
+	var res apitypes.UploadResult
 	r.json(h.t, &res)
 	return res
 }
 
 // waitDocument polls GET /v1/documents/{id} until the latest run ends.
-func (h *harness) waitDocument(auth string, id uuid.UUID, d time.Duration) api.Document {
+func (h *harness) waitDocument(auth string, id uuid.UUID, d time.Duration) apitypes.Document {
 	h.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		var doc api.Document
+		var doc apitypes.Document
 		h.getJSON("/v1/documents/"+id.String(), auth, &doc)
 		if doc.Status.Terminal() {
 			return doc

@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/llamaparse"
 	"github.com/docpipe/docpipe/internal/pipeline"
@@ -18,19 +19,12 @@ import (
 )
 
 type healthOutput struct {
-	Body struct {
-		Status string `json:"status" example:"ok"`
-	}
-}
-
-type readyBody struct {
-	Status string            `json:"status" enum:"ready,not_ready"`
-	Checks map[string]string `json:"checks" doc:"database, migrations, storage: ok or what is wrong."`
+	Body apitypes.Health
 }
 
 type readyOutput struct {
 	Status int `json:"-"`
-	Body   readyBody
+	Body   apitypes.Readiness
 }
 
 // readyProbeKey is a key no object ever has: Stat answering "not found" proves the
@@ -55,7 +49,7 @@ func (s *Server) registerHealth() {
 		Security:    public,
 		Responses: map[string]*huma.Response{"503": {Description: "Not ready (same body, with the failing checks).",
 			Content: map[string]*huma.MediaType{"application/json": {Schema: s.api.OpenAPI().Components.Schemas.Schema(
-				reflect.TypeFor[readyBody](), true, "ReadyBody")}}}},
+				reflect.TypeFor[apitypes.Readiness](), true, "Readiness")}}}},
 	}, func(ctx context.Context, _ *struct{}) (*readyOutput, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -101,10 +95,7 @@ type webhookInput struct {
 }
 
 type webhookOutput struct {
-	Body struct {
-		Received  bool `json:"received"`
-		Duplicate bool `json:"duplicate" doc:"This delivery was seen before and ignored."`
-	}
+	Body apitypes.WebhookReceipt
 }
 
 func (s *Server) registerWebhooks() {
@@ -119,7 +110,7 @@ func (s *Server) registerWebhooks() {
 	}, func(ctx context.Context, in *webhookInput) (*webhookOutput, error) {
 		id, err := uuid.Parse(in.JobID)
 		if err != nil {
-			return nil, problem(http.StatusUnauthorized, CodeWebhookTokenBad, "webhook token does not match")
+			return nil, problem(http.StatusUnauthorized, apitypes.CodeWebhookTokenBad, "webhook token does not match")
 		}
 		res, err := s.d.Pipe.LlamaParseWebhook(ctx, id, in.Token, remoteAddr(ctx), in.RawBody)
 		noteCorrelation(ctx, res.CorrelationID)
@@ -127,17 +118,15 @@ func (s *Server) registerWebhooks() {
 			var fe *fault.Error
 			switch {
 			case errors.Is(err, pipeline.ErrWebhookToken):
-				return nil, problem(http.StatusUnauthorized, CodeWebhookTokenBad, "webhook token does not match")
+				return nil, problem(http.StatusUnauthorized, apitypes.CodeWebhookTokenBad, "webhook token does not match")
 			case isNotFound(err):
 				return nil, notFound("job")
 			case errors.As(err, &fe) && fe.Kind == fault.Permanent:
-				return nil, problem(http.StatusBadRequest, CodeMalformed, "%s", fe.Message)
+				return nil, problem(http.StatusBadRequest, apitypes.CodeMalformed, "%s", fe.Message)
 			}
 			return nil, s.internal(ctx, "llamaparse webhook", err)
 		}
-		out := &webhookOutput{}
-		out.Body.Received, out.Body.Duplicate = true, res.Duplicate
-		return out, nil
+		return &webhookOutput{Body: apitypes.WebhookReceipt{Received: true, Duplicate: res.Duplicate}}, nil
 	})
 }
 

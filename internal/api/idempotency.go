@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 )
 
@@ -69,7 +70,7 @@ func (i *idempotency) serve(w http.ResponseWriter, r *http.Request, p auth.Princ
 	ctx := r.Context()
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > idemMaxKeyLen || strings.ContainsFunc(key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
-		problem(http.StatusBadRequest, CodeMalformed, "Idempotency-Key must be 1 to %d printable ASCII characters", idemMaxKeyLen).write(w, r)
+		problem(http.StatusBadRequest, apitypes.CodeMalformed, "Idempotency-Key must be 1 to %d printable ASCII characters", idemMaxKeyLen).write(w, r)
 		return
 	}
 	i.sweep(ctx)
@@ -81,11 +82,11 @@ func (i *idempotency) serve(w http.ResponseWriter, r *http.Request, p auth.Princ
 		defer body.Close()
 	}
 	if tooLarge {
-		problem(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is larger than %d bytes", i.maxBody).write(w, r)
+		problem(http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge, "request body is larger than %d bytes", i.maxBody).write(w, r)
 		return
 	}
 	if err != nil {
-		problem(http.StatusBadRequest, CodeMalformed, "could not read the request body: %v", err).write(w, r)
+		problem(http.StatusBadRequest, apitypes.CodeMalformed, "could not read the request body: %v", err).write(w, r)
 		return
 	}
 
@@ -99,7 +100,7 @@ func (i *idempotency) serve(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	if err != nil {
 		i.log.Error("idempotency: claim key", "error", err)
-		problem(http.StatusServiceUnavailable, CodeUnavailable, "idempotency store unavailable; try again").withRetryAfter(2*time.Second).write(w, r)
+		problem(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "idempotency store unavailable; try again").withRetryAfter(2*time.Second).write(w, r)
 		return
 	}
 
@@ -143,20 +144,20 @@ func (i *idempotency) replay(w http.ResponseWriter, r *http.Request, p auth.Prin
 	err := i.pool.QueryRow(r.Context(), idemLoadSQL, p.ID, key).Scan(&method, &path, &storedFP, &status, &ct, &hb, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Released between our claim and this read (the first request failed).
-		problem(http.StatusConflict, CodeIdempotencyBusy, "a request with this Idempotency-Key just failed; retry").withRetryAfter(time.Second).write(w, r)
+		problem(http.StatusConflict, apitypes.CodeIdempotencyBusy, "a request with this Idempotency-Key just failed; retry").withRetryAfter(time.Second).write(w, r)
 		return
 	} else if err != nil {
 		i.log.Error("idempotency: load", "error", err)
-		problem(http.StatusServiceUnavailable, CodeUnavailable, "idempotency store unavailable; try again").withRetryAfter(2*time.Second).write(w, r)
+		problem(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "idempotency store unavailable; try again").withRetryAfter(2*time.Second).write(w, r)
 		return
 	}
 	if method != r.Method || path != r.URL.Path || storedFP != fp {
-		problem(http.StatusUnprocessableEntity, CodeIdempotencyReuse,
+		problem(http.StatusUnprocessableEntity, apitypes.CodeIdempotencyReuse,
 			"this Idempotency-Key was used for a different request (%s %s); use a new key", method, path).write(w, r)
 		return
 	}
 	if status == nil {
-		problem(http.StatusConflict, CodeIdempotencyBusy, "the first request with this Idempotency-Key is still running").withRetryAfter(time.Second).write(w, r)
+		problem(http.StatusConflict, apitypes.CodeIdempotencyBusy, "the first request with this Idempotency-Key is still running").withRetryAfter(time.Second).write(w, r)
 		return
 	}
 	var hdr map[string]string

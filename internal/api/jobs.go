@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
@@ -18,7 +19,7 @@ type jobPath struct {
 }
 
 type jobOutput struct {
-	Body Job
+	Body apitypes.Job
 }
 
 type listJobsInput struct {
@@ -37,17 +38,12 @@ func (runFilter) Schema(huma.Registry) *huma.Schema {
 }
 
 type listJobsOutput struct {
-	Body struct {
-		Items      []Job  `json:"items"`
-		NextCursor string `json:"next_cursor,omitempty"`
-	}
+	Body apitypes.JobList
 }
 
 type cancelInput struct {
-	ID   string `path:"id" doc:"Run id (UUID)."`
-	Body *struct {
-		Reason string `json:"reason,omitempty" maxLength:"500" doc:"Recorded in last_error.message and the event trail."`
-	} `required:"false"`
+	ID   string                  `path:"id" doc:"Run id (UUID)."`
+	Body *apitypes.CancelRequest `required:"false"`
 }
 
 func (s *Server) registerJobs() {
@@ -67,7 +63,7 @@ func (s *Server) registerJobs() {
 			return nil, s.internal(ctx, "read job", err)
 		}
 		noteCorrelation(ctx, ji.CorrelationID)
-		return &jobOutput{Body: jobView(ji)}, nil
+		return &jobOutput{Body: ji.Wire()}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -76,16 +72,15 @@ func (s *Server) registerJobs() {
 		Errors: []int{400, 401, 422, 429},
 	}, func(ctx context.Context, in *listJobsInput) (*listJobsOutput, error) {
 		scope, _ := scopeOf(ctx)
-		pg, err := decodeCursor(in.Cursor)
+		pg, err := catalog.NextPage(in.Cursor, in.Limit)
 		if err != nil {
 			return nil, badCursor()
 		}
-		pg.Limit = in.Limit
 		var doc *uuid.UUID
 		if in.DocumentID != "" {
 			id, err := uuid.Parse(in.DocumentID)
 			if err != nil {
-				return nil, problem(http.StatusUnprocessableEntity, CodeValidation, "document_id must be a UUID")
+				return nil, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation, "document_id must be a UUID")
 			}
 			doc = &id
 		}
@@ -93,16 +88,7 @@ func (s *Server) registerJobs() {
 		if err != nil {
 			return nil, s.internal(ctx, "list jobs", err)
 		}
-		out := &listJobsOutput{}
-		out.Body.Items = make([]Job, 0, len(jobs))
-		for _, j := range jobs {
-			out.Body.Items = append(out.Body.Items, jobView(j))
-		}
-		if len(jobs) == pg.Limit && len(jobs) > 0 {
-			last := jobs[len(jobs)-1]
-			out.Body.NextCursor = encodeCursor(last.CreatedAt, last.JobID)
-		}
-		return out, nil
+		return &listJobsOutput{Body: apitypes.JobList{Items: catalog.Wires(jobs), NextCursor: catalog.NextCursor(pg, jobs)}}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -126,7 +112,7 @@ func (s *Server) registerJobs() {
 			case isNotFound(err):
 				return nil, notFound("job")
 			case errors.Is(err, pipeline.ErrNotDeadLettered):
-				return nil, problem(http.StatusConflict, CodeNotDeadLettered, "%s", err.Error())
+				return nil, problem(http.StatusConflict, apitypes.CodeNotDeadLettered, "%s", err.Error())
 			}
 			return nil, s.internal(ctx, "retry job", err)
 		}
@@ -135,7 +121,7 @@ func (s *Server) registerJobs() {
 			return nil, s.internal(ctx, "read job", err)
 		}
 		noteCorrelation(ctx, ji.CorrelationID)
-		return &jobOutput{Body: jobView(ji)}, nil
+		return &jobOutput{Body: ji.Wire()}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -160,11 +146,11 @@ func (s *Server) registerJobs() {
 			case isNotFound(err):
 				return nil, notFound("job")
 			case errors.Is(err, catalog.ErrNotActive):
-				return nil, problem(http.StatusConflict, CodeJobNotActive, "%s", err.Error())
+				return nil, problem(http.StatusConflict, apitypes.CodeJobNotActive, "%s", err.Error())
 			}
 			return nil, s.internal(ctx, "cancel job", err)
 		}
 		noteCorrelation(ctx, ji.CorrelationID)
-		return &jobOutput{Body: jobView(ji)}, nil
+		return &jobOutput{Body: ji.Wire()}, nil
 	})
 }

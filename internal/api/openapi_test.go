@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
@@ -92,7 +93,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			resp := h.do(m, concrete, "", nil)
 			var p api.Problem
 			_ = json.Unmarshal(resp.body, &p)
-			if p.Code == api.CodeRouteNotFound || p.Code == api.CodeMethodNotAllowed {
+			if p.Code == apitypes.CodeRouteNotFound || p.Code == apitypes.CodeMethodNotAllowed {
 				t.Errorf("%s is documented but not served: %d %s", key, resp.status, resp.body)
 			}
 			public := op.Security != nil && len(*op.Security) == 0
@@ -123,8 +124,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// The requests that start a run take X-Correlation-Id.
 	for _, op := range []struct{ path, method string }{{"/v1/documents", "post"}, {"/v1/uploads/{document_id}/complete", "post"}} {
 		params := doc.Paths[op.path][op.method].Parameters
-		if !slices.ContainsFunc(params, func(p struct{ Name, In string }) bool { return p.Name == api.CorrelationHeader && p.In == "header" }) {
-			t.Errorf("%s %s: no %s header parameter", strings.ToUpper(op.method), op.path, api.CorrelationHeader)
+		if !slices.ContainsFunc(params, func(p struct{ Name, In string }) bool {
+			return p.Name == apitypes.CorrelationHeader && p.In == "header"
+		}) {
+			t.Errorf("%s %s: no %s header parameter", strings.ToUpper(op.method), op.path, apitypes.CorrelationHeader)
 		}
 	}
 	if !strings.Contains(string(doc.Components.Schemas["UploadResult"]), `"correlation_id"`) {

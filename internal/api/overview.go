@@ -13,107 +13,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/metrics"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
-// Overview is the operator dashboard's summary: what the caller may see of the
-// pipeline now and over the last hour. Workers, services and cost are operational
-// facts about the whole deployment, shown to admin credentials only.
-type Overview struct {
-	At     time.Time               `json:"at" doc:"When it was read (database clock)."`
-	Viewer Viewer                  `json:"viewer"`
-	Counts map[runstate.Status]int `json:"counts" doc:"Runs by status."`
-	// Throughput is one entry per minute of the last hour that finished a run.
-	Throughput []MinuteThroughput `json:"throughput" doc:"Runs finished per minute over the last hour (minutes with none are left out)."`
-	Latency    LatencySummary     `json:"latency" doc:"Upload to complete, over runs completed in the last hour."`
-	Rates      HourRates          `json:"rates" doc:"Stage attempts, errors, retries and dead letters over the last hour (from events)."`
-	Events     []RecentEvent      `json:"events" doc:"The newest events, newest first."`
-	Workers    []WorkerView       `json:"workers,omitempty" doc:"Admin only: live pipeline workers (fresh heartbeat, not stopped)."`
-	Services   []ServiceView      `json:"services,omitempty" doc:"Admin only: external services as the live workers see them."`
-	Cost       []CostView         `json:"cost,omitempty" doc:"Admin only: spending today (UTC) per service against its daily budget."`
-}
-
-// Viewer is who is looking.
-type Viewer struct {
-	ID    string `json:"id" doc:"The credential (API key id or JWT subject)."`
-	Admin bool   `json:"admin" doc:"Admin scope: every tenant, and the dashboard's retry and cancel actions."`
-}
-
-// MinuteThroughput is one minute's finished runs.
-type MinuteThroughput struct {
-	Minute    time.Time `json:"minute"`
-	Documents int       `json:"documents" doc:"Runs that reached complete."`
-	Chunks    int       `json:"chunks" doc:"Chunks of those runs."`
-	Failed    int       `json:"failed" doc:"Runs dead-lettered (failed_*)."`
-}
-
-// LatencySummary is a distribution of upload→complete times in seconds.
-type LatencySummary struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50_seconds"`
-	P95   float64 `json:"p95_seconds"`
-	P99   float64 `json:"p99_seconds"`
-}
-
-// HourRates counts the last hour's events.
-type HourRates struct {
-	StageAttempts int     `json:"stage_attempts"`
-	Errors        int     `json:"errors"`
-	Retries       int     `json:"retries"`
-	DeadLetters   int     `json:"dead_letters"`
-	ErrorRate     float64 `json:"error_rate" doc:"errors / stage_attempts (0 with no attempts)."`
-	RetryRate     float64 `json:"retry_rate" doc:"retries / stage_attempts."`
-}
-
-// RecentEvent is one event with its document's name.
-type RecentEvent struct {
-	At         time.Time  `json:"at"`
-	Type       string     `json:"type"`
-	Stage      string     `json:"stage,omitempty"`
-	Severity   string     `json:"severity"`
-	Code       string     `json:"code"`
-	DocumentID *uuid.UUID `json:"document_id,omitempty"`
-	JobID      *uuid.UUID `json:"job_id,omitempty"`
-	Filename   string     `json:"filename,omitempty"`
-}
-
-// WorkerView is one live worker process.
-type WorkerView struct {
-	ID           string            `json:"id"`
-	Hostname     string            `json:"hostname"`
-	PID          int               `json:"pid"`
-	Concurrency  int               `json:"concurrency"`
-	StartedAt    time.Time         `json:"started_at"`
-	HeartbeatAge float64           `json:"heartbeat_age_seconds"`
-	Breakers     map[string]string `json:"breakers"`
-}
-
-// ServiceView is one external service over the live workers' last 5 minutes.
-type ServiceView struct {
-	Name        string  `json:"name"`
-	Breaker     string  `json:"breaker" doc:"The worst state any live worker reports: open, half-open or closed (\"\" = none reported)."`
-	Calls       int     `json:"calls"`
-	Errors      int     `json:"errors"`
-	RateLimited int     `json:"rate_limited"`
-	P50ms       float64 `json:"p50_ms" doc:"Call-weighted mean of the workers' medians."`
-	P95ms       float64 `json:"p95_ms" doc:"The highest of the workers' 95th percentiles."`
-}
-
-// CostView is one service's spending today against its budget.
-type CostView struct {
-	Service   string  `json:"service"`
-	CostUSD   float64 `json:"cost_usd"`
-	BudgetUSD float64 `json:"budget_usd" doc:"Daily budget (0 = none)."`
-	Tokens    int64   `json:"tokens"`
-	Pages     int64   `json:"pages"`
-	Requests  int64   `json:"requests"`
-}
-
 type overviewOutput struct {
-	Body Overview
+	Body apitypes.Overview
 }
 
 // overviewTTL: readers within this of each other share one read per scope, so many
@@ -127,7 +35,7 @@ type overviewCache struct {
 
 type cachedOverview struct {
 	at time.Time
-	ov Overview
+	ov apitypes.Overview
 }
 
 func (s *Server) registerOverview() {
@@ -156,7 +64,7 @@ func (s *Server) registerOverview() {
 			cache.mu.Unlock()
 		}
 		out := &overviewOutput{Body: c.ov}
-		out.Body.Viewer = Viewer{ID: p.ID, Admin: p.Admin}
+		out.Body.Viewer = apitypes.Viewer{ID: p.ID, Admin: p.Admin}
 		return out, nil
 	})
 }
@@ -208,13 +116,13 @@ ORDER BY service`
 )
 
 // overview reads what p may see in one round trip.
-func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, error) {
+func (s *Server) overview(ctx context.Context, p auth.Principal) (apitypes.Overview, error) {
 	admin := p.Admin
 	var user *uuid.UUID // nil = every tenant
 	if !admin {
 		user = &p.UserID
 	}
-	ov := Overview{Counts: map[runstate.Status]int{}, Throughput: []MinuteThroughput{}, Events: []RecentEvent{}}
+	ov := apitypes.Overview{Counts: map[runstate.Status]int{}, Throughput: []apitypes.MinuteThroughput{}, Events: []apitypes.RecentEvent{}}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error { return r.Scan(&ov.At) })
 	b.Queue(sqlOverviewCounts, user).Query(func(rows pgx.Rows) error {
@@ -230,7 +138,7 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 	})
 	b.Queue(sqlOverviewThroughput, user, runstate.Complete, runstate.FailedStatuses()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var m MinuteThroughput
+			var m apitypes.MinuteThroughput
 			if err := rows.Scan(&m.Minute, &m.Documents, &m.Chunks, &m.Failed); err != nil {
 				return err
 			}
@@ -261,7 +169,7 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 	})
 	b.Queue(sqlOverviewEvents, user).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var e RecentEvent
+			var e apitypes.RecentEvent
 			if err := rows.Scan(&e.At, &e.Type, &e.Stage, &e.Severity, &e.Code, &e.DocumentID, &e.JobID, &e.Filename); err != nil {
 				return err
 			}
@@ -270,12 +178,12 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 		return rows.Err()
 	})
 	var summaries []map[string]metrics.ServiceSummary
-	spent := map[string]CostView{}
+	spent := map[string]apitypes.CostView{}
 	if admin {
-		ov.Workers = []WorkerView{}
+		ov.Workers = []apitypes.WorkerView{}
 		b.Queue(sqlOverviewWorkers).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var w WorkerView
+				var w apitypes.WorkerView
 				var svc []byte
 				if err := rows.Scan(&w.ID, &w.Hostname, &w.PID, &w.Concurrency, &w.StartedAt, &w.HeartbeatAge, &w.Breakers, &svc); err != nil {
 					return err
@@ -291,7 +199,7 @@ func (s *Server) overview(ctx context.Context, p auth.Principal) (Overview, erro
 		})
 		b.Queue(sqlOverviewCost).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var c CostView
+				var c apitypes.CostView
 				if err := rows.Scan(&c.Service, &c.CostUSD, &c.Tokens, &c.Pages, &c.Requests); err != nil {
 					return err
 				}
@@ -314,13 +222,13 @@ var breakerRank = map[string]int{"": 0, "closed": 1, "half-open": 2, "open": 3}
 
 // mergeServices combines the live workers' breaker states and recent call summaries
 // per service.
-func mergeServices(workers []WorkerView, summaries []map[string]metrics.ServiceSummary) []ServiceView {
-	byName := map[string]*ServiceView{}
-	get := func(name string) *ServiceView {
+func mergeServices(workers []apitypes.WorkerView, summaries []map[string]metrics.ServiceSummary) []apitypes.ServiceView {
+	byName := map[string]*apitypes.ServiceView{}
+	get := func(name string) *apitypes.ServiceView {
 		if v, ok := byName[name]; ok {
 			return v
 		}
-		v := &ServiceView{Name: name}
+		v := &apitypes.ServiceView{Name: name}
 		byName[name] = v
 		return v
 	}
@@ -341,16 +249,16 @@ func mergeServices(workers []WorkerView, summaries []map[string]metrics.ServiceS
 			v.P95ms = max(v.P95ms, sum.P95ms)
 		}
 	}
-	out := make([]ServiceView, 0, len(byName))
+	out := make([]apitypes.ServiceView, 0, len(byName))
 	for _, v := range byName {
 		out = append(out, *v)
 	}
-	slices.SortFunc(out, func(a, b ServiceView) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b apitypes.ServiceView) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // costViews lists every service that spent today or has a budget.
-func costViews(spent map[string]CostView, budgets pipeline.Budgets) []CostView {
+func costViews(spent map[string]apitypes.CostView, budgets pipeline.Budgets) []apitypes.CostView {
 	for svc, b := range budgets {
 		if b > 0 {
 			c := spent[svc]
@@ -358,10 +266,10 @@ func costViews(spent map[string]CostView, budgets pipeline.Budgets) []CostView {
 			spent[svc] = c
 		}
 	}
-	out := make([]CostView, 0, len(spent))
+	out := make([]apitypes.CostView, 0, len(spent))
 	for _, c := range spent {
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b CostView) int { return strings.Compare(a.Service, b.Service) })
+	slices.SortFunc(out, func(a, b apitypes.CostView) int { return strings.Compare(a.Service, b.Service) })
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/metrics"
@@ -40,7 +41,7 @@ func TestOverview(t *testing.T) {
 	hb := metrics.StartHeartbeat(ctx, h.pool, metrics.Worker{ID: "overview-test-worker", Concurrency: 3})
 	defer hb.Stop(ctx)
 
-	var ov api.Overview
+	var ov apitypes.Overview
 	h.getJSON("/v1/overview", tokA, &ov)
 	if ov.Viewer.Admin || ov.Counts[runstate.Complete] != 2 || len(ov.Counts) != 1 {
 		t.Fatalf("A's overview: viewer %+v counts %v", ov.Viewer, ov.Counts)
@@ -76,7 +77,7 @@ func TestOverview(t *testing.T) {
 	if !ov.Viewer.Admin || ov.Counts[runstate.Complete] != 3 {
 		t.Fatalf("admin overview: viewer %+v counts %v", ov.Viewer, ov.Counts)
 	}
-	var w *api.WorkerView
+	var w *apitypes.WorkerView
 	for i := range ov.Workers {
 		if ov.Workers[i].ID == "overview-test-worker" {
 			w = &ov.Workers[i]
@@ -85,7 +86,7 @@ func TestOverview(t *testing.T) {
 	if w == nil || w.Concurrency != 3 || w.Breakers["openai"] != "closed" {
 		t.Fatalf("workers: %+v", ov.Workers)
 	}
-	var openai *api.ServiceView
+	var openai *apitypes.ServiceView
 	for i := range ov.Services {
 		if ov.Services[i].Name == "openai" {
 			openai = &ov.Services[i]
@@ -94,7 +95,7 @@ func TestOverview(t *testing.T) {
 	if openai == nil || openai.Calls < 5 || openai.RateLimited < 1 || openai.Breaker != "closed" || openai.P95ms < 10 {
 		t.Fatalf("services: %+v", ov.Services)
 	}
-	var cost *api.CostView
+	var cost *apitypes.CostView
 	for i := range ov.Cost {
 		if ov.Cost[i].Service == pipeline.ServiceOpenAI {
 			cost = &ov.Cost[i]
@@ -137,7 +138,7 @@ func TestSessionCookieGuardsRiverUI(t *testing.T) {
 	if !body.RiverUI || c.Value != admin || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != api.SessionPath || c.MaxAge <= 0 {
 		t.Fatalf("admin session cookie: %+v %+v", body, c)
 	}
-	h.do(http.MethodPost, "/v1/session", "", nil).problem(t, 401, api.CodeUnauthenticated)
+	h.do(http.MethodPost, "/v1/session", "", nil).problem(t, 401, apitypes.CodeUnauthenticated)
 	if r := h.do(http.MethodDelete, "/v1/session", "", nil); r.status != http.StatusNoContent || cookieOf(r).MaxAge >= 0 {
 		t.Fatalf("sign-out: %d %v", r.status, r.header)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
@@ -40,7 +40,7 @@ func TestSearchModes(t *testing.T) {
 		}
 	}
 
-	search := func(q, mode string, k int, docIDs ...uuid.UUID) []api.SearchHit {
+	search := func(q, mode string, k int, docIDs ...uuid.UUID) []apitypes.SearchHit {
 		t.Helper()
 		body := map[string]any{"query": q, "mode": mode, "k": k}
 		if len(docIDs) > 0 {
@@ -48,7 +48,7 @@ func TestSearchModes(t *testing.T) {
 		}
 		var out struct {
 			Mode    string
-			Results []api.SearchHit
+			Results []apitypes.SearchHit
 		}
 		r := h.postJSON("/v1/search", tok, body)
 		if r.status != 200 {
@@ -60,7 +60,7 @@ func TestSearchModes(t *testing.T) {
 		}
 		return out.Results
 	}
-	has := func(h api.SearchHit, s string) bool {
+	has := func(h apitypes.SearchHit, s string) bool {
 		return strings.Contains(strings.ToLower(h.Text), strings.ToLower(s))
 	}
 
@@ -130,7 +130,7 @@ func TestSearchModes(t *testing.T) {
 	}
 }
 
-func hasAny(hits []api.SearchHit, s string) bool {
+func hasAny(hits []apitypes.SearchHit, s string) bool {
 	for _, h := range hits {
 		if strings.Contains(strings.ToLower(h.Text), strings.ToLower(s)) {
 			return true

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 )
 
 // The dashboard links to pages it cannot send an Authorization header with (River
@@ -28,9 +30,7 @@ type sessionInput struct {
 
 type sessionOutput struct {
 	SetCookie http.Cookie `header:"Set-Cookie"`
-	Body      struct {
-		RiverUI bool `json:"riverui" doc:"The credential has admin scope, so the cookie opens River UI at /riverui/."`
-	}
+	Body      apitypes.Session
 }
 
 type clearSessionOutput struct {
@@ -74,7 +74,7 @@ func (s *Server) registerSession() {
 func (s *Server) RequireAdmin(next http.Handler) http.Handler {
 	admin := s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, _ := principalFrom(r.Context()); !p.Admin {
-			problem(http.StatusForbidden, CodeForbidden, "%s needs an admin credential", r.URL.Path).write(w, r)
+			problem(http.StatusForbidden, apitypes.CodeForbidden, "%s needs an admin credential", r.URL.Path).write(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/runstate"
@@ -60,7 +60,7 @@ func TestTenantIsolation(t *testing.T) {
 			} else {
 				r = h.do(method, concrete, tokB, bytes.NewReader([]byte(`{}`)))
 			}
-			r.problem(t, http.StatusNotFound, api.CodeNotFound)
+			r.problem(t, http.StatusNotFound, apitypes.CodeNotFound)
 			called++
 		}
 	}
@@ -70,12 +70,12 @@ func TestTenantIsolation(t *testing.T) {
 	}
 
 	// Lists and search show B only B's objects.
-	var docs struct{ Items []api.Document }
+	var docs struct{ Items []apitypes.Document }
 	h.getJSON("/v1/documents", tokB, &docs)
 	if len(docs.Items) != 1 || docs.Items[0].ID != resB.DocumentID {
 		t.Fatalf("B's document list: %+v", docs.Items)
 	}
-	var jobs struct{ Items []api.Job }
+	var jobs struct{ Items []apitypes.Job }
 	h.getJSON("/v1/jobs", tokB, &jobs)
 	if len(jobs.Items) != 1 || jobs.Items[0].ID != resB.JobID {
 		t.Fatalf("B's job list: %+v", jobs.Items)
@@ -85,7 +85,7 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("B lists A's runs by document id: %+v", jobs.Items)
 	}
 	for _, mode := range []string{"vector", "keyword", "hybrid"} {
-		var sr struct{ Results []api.SearchHit }
+		var sr struct{ Results []apitypes.SearchHit }
 		h.postJSON("/v1/search", tokB, map[string]any{"query": "prior authorization imaging QX-44721-ZB", "mode": mode, "k": 10}).json(t, &sr)
 		for _, hit := range sr.Results {
 			if hit.DocumentID != resB.DocumentID {
@@ -104,12 +104,12 @@ func TestTenantIsolation(t *testing.T) {
 	}
 
 	// A's objects are untouched and still A's.
-	var after api.Document
+	var after apitypes.Document
 	h.getJSON("/v1/documents/"+resA.DocumentID.String(), tokA, &after)
 	if after.Status != runstate.Complete || after.Chunks != docA.Chunks {
 		t.Fatalf("A's document after B's attempts: %+v", after)
 	}
-	var sr struct{ Results []api.SearchHit }
+	var sr struct{ Results []apitypes.SearchHit }
 	h.postJSON("/v1/search", tokA, map[string]any{"query": "QX-44721-ZB", "mode": "keyword"}).json(t, &sr)
 	if len(sr.Results) != 1 || sr.Results[0].DocumentID != resA.DocumentID {
 		t.Fatalf("A's keyword search: %+v", sr.Results)
@@ -122,7 +122,7 @@ func TestTenantIsolation(t *testing.T) {
 	dbtest.Must(t, err, "create key")
 	admin, adminInfo, err := keys.Create(ctx, auth.NewKey{Name: "ops", Admin: true})
 	dbtest.Must(t, err, "create admin key")
-	h.do(http.MethodGet, "/v1/documents/"+resA.DocumentID.String(), keyB, nil).problem(t, 404, api.CodeNotFound)
+	h.do(http.MethodGet, "/v1/documents/"+resA.DocumentID.String(), keyB, nil).problem(t, 404, apitypes.CodeNotFound)
 	if r := h.do(http.MethodGet, "/v1/documents/"+resB.DocumentID.String(), "", nil, "X-API-Key", keyB); r.status != 200 {
 		t.Fatalf("user key via X-API-Key: %d %s", r.status, r.body)
 	}
@@ -130,7 +130,7 @@ func TestTenantIsolation(t *testing.T) {
 	if len(docs.Items) != 3 {
 		t.Fatalf("admin sees %d documents, want 3", len(docs.Items))
 	}
-	var asAdmin api.Document
+	var asAdmin apitypes.Document
 	h.getJSON("/v1/documents/"+resA.DocumentID.String(), admin, &asAdmin)
 	if asAdmin.UserID != userA {
 		t.Fatalf("admin reads A's document: %+v", asAdmin)
@@ -140,19 +140,19 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatal("admin search finds nothing")
 	}
 	// An admin key without a user must say whom it uploads for.
-	h.upload(admin, "x.md", smallDoc("X", "x"), "").problem(t, 422, api.CodeValidation)
+	h.upload(admin, "x.md", smallDoc("X", "x"), "").problem(t, 422, apitypes.CodeValidation)
 	body, ct := multipartBody(t, "x.md", smallDoc("X", "for A"), "")
 	if r := h.do(http.MethodPost, "/v1/documents?user_id="+userA.String(), admin, body, "Content-Type", ct); r.status != http.StatusAccepted {
 		t.Fatalf("admin uploads for A: %d %s", r.status, r.body)
 	}
 	// A user may not upload for someone else.
 	body, ct = multipartBody(t, "x.md", smallDoc("X", "for A by B"), "")
-	h.do(http.MethodPost, "/v1/documents?user_id="+userA.String(), tokB, body, "Content-Type", ct).problem(t, 403, api.CodeForbidden)
+	h.do(http.MethodPost, "/v1/documents?user_id="+userA.String(), tokB, body, "Content-Type", ct).problem(t, 403, apitypes.CodeForbidden)
 
 	// Revoked keys stop working.
 	_, err = keys.Revoke(ctx, adminInfo.Prefix)
 	dbtest.Must(t, err, "revoke")
-	h.do(http.MethodGet, "/v1/documents", admin, nil).problem(t, 401, api.CodeUnauthenticated)
+	h.do(http.MethodGet, "/v1/documents", admin, nil).problem(t, 401, apitypes.CodeUnauthenticated)
 	list, err := keys.List(ctx, true)
 	dbtest.Must(t, err, "list keys")
 	if len(list) != 2 || !slices.ContainsFunc(list, func(k auth.KeyInfo) bool { return k.ID == adminInfo.ID && k.RevokedAt != nil }) {

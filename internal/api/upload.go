@@ -20,29 +20,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/parse"
 	"github.com/docpipe/docpipe/internal/pipeline"
-	"github.com/docpipe/docpipe/internal/runstate"
 )
-
-// UploadResult is the answer to an upload: the document and the run processing it.
-type UploadResult struct {
-	DocumentID uuid.UUID `json:"document_id"`
-	JobID      uuid.UUID `json:"job_id"`
-	// CorrelationID is the run's: the X-Correlation-Id the upload sent, or one the
-	// server made; for a duplicate, the existing run's.
-	CorrelationID uuid.UUID       `json:"correlation_id" doc:"The run's correlation id, carried by every log line and event of the run: the X-Correlation-Id header of the request that started it, or one the server made. A duplicate upload gets the existing run's."`
-	Status        runstate.Status `json:"status" doc:"Status of the run."`
-	Duplicate     bool            `json:"duplicate" doc:"The same user already uploaded these bytes: this is the existing document and run, nothing new was started."`
-	Filename      string          `json:"filename,omitempty"`
-	MIME          string          `json:"mime,omitempty" doc:"Type sniffed from the content."`
-	Bytes         int64           `json:"bytes"`
-	SHA256        string          `json:"sha256" doc:"sha256 of the bytes, computed by the server."`
-	Location      string          `json:"location" doc:"URL of the document."`
-}
 
 const uploadPath = "/v1/documents"
 
@@ -52,7 +36,7 @@ func (s *Server) registerUpload() {
 	s.handle("POST "+uploadPath, http.HandlerFunc(s.upload))
 
 	reg := s.api.OpenAPI().Components.Schemas
-	result := reg.Schema(reflect.TypeFor[UploadResult](), true, "UploadResult")
+	result := reg.Schema(reflect.TypeFor[apitypes.UploadResult](), true, "UploadResult")
 	errSchema := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
 	op := &huma.Operation{
 		OperationID: "upload-document", Method: http.MethodPost, Path: uploadPath, Tags: []string{"documents"},
@@ -89,7 +73,7 @@ func (s *Server) registerUpload() {
 	}
 	op.Responses["200"].Headers = map[string]*huma.Param{}
 	for _, code := range []string{"200", "202"} {
-		op.Responses[code].Headers[CorrelationHeader] = correlationResponseHeader()
+		op.Responses[code].Headers[apitypes.CorrelationHeader] = correlationResponseHeader()
 	}
 	for _, code := range []int{400, 401, 403, 409, 413, 415, 422, 429, 500} {
 		op.Responses[fmt.Sprint(code)] = &huma.Response{Description: http.StatusText(code),
@@ -102,7 +86,7 @@ func ptr[T any](v T) *T { return &v }
 
 // correlationParam documents the optional X-Correlation-Id request header.
 func correlationParam() *huma.Param {
-	return &huma.Param{Name: CorrelationHeader, In: "header",
+	return &huma.Param{Name: apitypes.CorrelationHeader, In: "header",
 		Description: "Optional correlation id (a UUID) for the run this request starts; every log line and event of the run carries it. " +
 			"Not a UUID: 422 INVALID_CORRELATION_ID. Default: the server makes one.",
 		Schema: &huma.Schema{Type: "string", Format: "uuid"}}
@@ -123,30 +107,30 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", res.Location)
-	w.Header().Set(CorrelationHeader, res.CorrelationID.String())
+	w.Header().Set(apitypes.CorrelationHeader, res.CorrelationID.String())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(res)
 }
 
-func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
+func (s *Server) doUpload(r *http.Request) (apitypes.UploadResult, int, *Problem) {
 	ctx := r.Context()
 	_, pr := scopeOf(ctx)
 	userID, perr := uploadUser(pr, r.URL.Query().Get("user_id"))
 	if perr != nil {
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
-	corrID, perr := clientCorrelation(r.Header.Get(CorrelationHeader))
+	corrID, perr := clientCorrelation(r.Header.Get(apitypes.CorrelationHeader))
 	if perr != nil {
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return UploadResult{}, 0, problem(http.StatusUnsupportedMediaType, CodeUnsupportedType,
+		return apitypes.UploadResult{}, 0, problem(http.StatusUnsupportedMediaType, apitypes.CodeUnsupportedType,
 			"send the file as multipart/form-data with a part named \"file\"")
 	}
 	limit := s.o.MaxUploadBytes
 	if r.ContentLength > limit+multipartSlack {
-		return UploadResult{}, 0, tooLarge(limit)
+		return apitypes.UploadResult{}, 0, tooLarge(limit)
 	}
 	// Bound the memory all uploads in flight may hold.
 	weight := limit
@@ -154,44 +138,44 @@ func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
 		weight = min(limit, r.ContentLength)
 	}
 	if err := s.uploads.Acquire(ctx, weight); err != nil {
-		return UploadResult{}, 0, problem(http.StatusServiceUnavailable, CodeUnavailable, "request cancelled while waiting for upload capacity")
+		return apitypes.UploadResult{}, 0, problem(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "request cancelled while waiting for upload capacity")
 	}
 	defer s.uploads.Release(weight)
 
 	form, perr := readUploadForm(r, limit)
 	if perr != nil {
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
 	sum := sha256.Sum256(form.data)
 	fileSHA := hex.EncodeToString(sum[:])
 	if form.sha256 != "" && !strings.EqualFold(form.sha256, fileSHA) {
-		return UploadResult{}, 0, problem(http.StatusUnprocessableEntity, CodeChecksumMismatch,
+		return apitypes.UploadResult{}, 0, problem(http.StatusUnprocessableEntity, apitypes.CodeChecksumMismatch,
 			"the declared sha256 %s does not match the uploaded bytes (sha256 %s, %d bytes); nothing was stored",
 			strings.ToLower(form.sha256), fileSHA, len(form.data))
 	}
 	mimeType, perr := s.sniff(form.data, form.filename)
 	if perr != nil {
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
-	res := UploadResult{Bytes: int64(len(form.data)), SHA256: fileSHA, MIME: mimeType, Filename: pipeline.SanitizeFilename(form.filename)}
+	res := apitypes.UploadResult{Bytes: int64(len(form.data)), SHA256: fileSHA, MIME: mimeType, Filename: pipeline.SanitizeFilename(form.filename)}
 
 	// The same bytes again: the existing document, no quota used.
 	if dup, found, err := s.d.Pipe.Lookup(ctx, userID, fileSHA); err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "look up document", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "look up document", err)
 	} else if found {
 		return s.uploaded(r, res, dup), http.StatusOK, nil
 	}
 
 	release, perr := s.admit(ctx, userID)
 	if perr != nil {
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
 	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: userID, Filename: form.filename, Data: form.data, CorrelationID: corrID})
 	if err != nil || sub.Duplicate {
 		release() // nothing new was started
 	}
 	if err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "store upload", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "store upload", err)
 	}
 	status := http.StatusAccepted
 	if sub.Duplicate {
@@ -200,7 +184,7 @@ func (s *Server) doUpload(r *http.Request) (UploadResult, int, *Problem) {
 	return s.uploaded(r, res, sub), status, nil
 }
 
-func (s *Server) uploaded(r *http.Request, res UploadResult, sub pipeline.Submitted) UploadResult {
+func (s *Server) uploaded(r *http.Request, res apitypes.UploadResult, sub pipeline.Submitted) apitypes.UploadResult {
 	res.DocumentID, res.JobID, res.Status, res.Duplicate = sub.DocumentID, sub.JobID, sub.Status, sub.Duplicate
 	res.CorrelationID = sub.CorrelationID
 	res.Location = baseFrom(r.Context()) + uploadPath + "/" + sub.DocumentID.String()
@@ -213,23 +197,23 @@ func (s *Server) uploaded(r *http.Request, res UploadResult, sub pipeline.Submit
 func uploadUser(p auth.Principal, requested string) (uuid.UUID, *Problem) {
 	if requested == "" {
 		if p.UserID == uuid.Nil {
-			return uuid.Nil, problem(http.StatusUnprocessableEntity, CodeValidation,
+			return uuid.Nil, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation,
 				"this admin key acts for no user: pass ?user_id= to upload for one")
 		}
 		return p.UserID, nil
 	}
 	u, err := uuid.Parse(requested)
 	if err != nil || u == uuid.Nil {
-		return uuid.Nil, problem(http.StatusUnprocessableEntity, CodeValidation, "user_id must be a UUID")
+		return uuid.Nil, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation, "user_id must be a UUID")
 	}
 	if u != p.UserID && !p.Admin {
-		return uuid.Nil, problem(http.StatusForbidden, CodeForbidden, "only admin keys may upload for another user")
+		return uuid.Nil, problem(http.StatusForbidden, apitypes.CodeForbidden, "only admin keys may upload for another user")
 	}
 	return u, nil
 }
 
 func tooLarge(limit int64) *Problem {
-	return problem(http.StatusRequestEntityTooLarge, CodeTooLarge, "the file is larger than the %d-byte upload limit", limit)
+	return problem(http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge, "the file is larger than the %d-byte upload limit", limit)
 }
 
 type uploadForm struct {
@@ -243,7 +227,7 @@ type uploadForm struct {
 func readUploadForm(r *http.Request, limit int64) (uploadForm, *Problem) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return uploadForm{}, problem(http.StatusBadRequest, CodeMalformed, "unreadable multipart body: %v", err)
+		return uploadForm{}, problem(http.StatusBadRequest, apitypes.CodeMalformed, "unreadable multipart body: %v", err)
 	}
 	var f uploadForm
 	haveFile := false
@@ -258,7 +242,7 @@ func readUploadForm(r *http.Request, limit int64) (uploadForm, *Problem) {
 		switch part.FormName() {
 		case "file":
 			if haveFile {
-				return uploadForm{}, problem(http.StatusBadRequest, CodeMalformed, "send exactly one part named \"file\"")
+				return uploadForm{}, problem(http.StatusBadRequest, apitypes.CodeMalformed, "send exactly one part named \"file\"")
 			}
 			haveFile = true
 			var buf bytes.Buffer
@@ -282,12 +266,12 @@ func readUploadForm(r *http.Request, limit int64) (uploadForm, *Problem) {
 				return uploadForm{}, multipartProblem(err, limit)
 			}
 			if len(b) > 1024 {
-				return uploadForm{}, problem(http.StatusUnprocessableEntity, CodeValidation, "form field %q is too long", part.FormName())
+				return uploadForm{}, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation, "form field %q is too long", part.FormName())
 			}
 			v := strings.TrimSpace(string(b))
 			if part.FormName() == "sha256" {
 				if !isHex64(v) {
-					return uploadForm{}, problem(http.StatusUnprocessableEntity, CodeValidation, "sha256 must be 64 hex digits")
+					return uploadForm{}, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation, "sha256 must be 64 hex digits")
 				}
 				f.sha256 = v
 			} else if v != "" {
@@ -300,7 +284,7 @@ func readUploadForm(r *http.Request, limit int64) (uploadForm, *Problem) {
 		}
 	}
 	if !haveFile {
-		return uploadForm{}, problem(http.StatusUnprocessableEntity, CodeValidation, "the form has no part named \"file\"")
+		return uploadForm{}, problem(http.StatusUnprocessableEntity, apitypes.CodeValidation, "the form has no part named \"file\"")
 	}
 	return f, nil
 }
@@ -310,7 +294,7 @@ func multipartProblem(err error, limit int64) *Problem {
 	if errors.As(err, &mbe) {
 		return tooLarge(limit)
 	}
-	return problem(http.StatusBadRequest, CodeMalformed, "unreadable multipart body: %v", err)
+	return problem(http.StatusBadRequest, apitypes.CodeMalformed, "unreadable multipart body: %v", err)
 }
 
 func isHex64(s string) bool {
@@ -334,16 +318,16 @@ func (s *Server) sniff(data []byte, filename string) (string, *Problem) {
 		}
 		switch code {
 		case parse.CodeEmptyFile:
-			return "", problem(http.StatusUnprocessableEntity, CodeEmptyFile, "%s", msg)
+			return "", problem(http.StatusUnprocessableEntity, apitypes.CodeEmptyFile, "%s", msg)
 		case parse.CodeTypeMismatch:
-			return "", problem(http.StatusUnsupportedMediaType, CodeTypeMismatch, "%s", msg)
+			return "", problem(http.StatusUnsupportedMediaType, apitypes.CodeTypeMismatch, "%s", msg)
 		case parse.CodeDOCXCorrupt:
-			return "", problem(http.StatusUnprocessableEntity, CodeCorruptFile, "%s", msg)
+			return "", problem(http.StatusUnprocessableEntity, apitypes.CodeCorruptFile, "%s", msg)
 		}
-		return "", problem(http.StatusUnsupportedMediaType, CodeUnsupportedType, "%s", msg)
+		return "", problem(http.StatusUnsupportedMediaType, apitypes.CodeUnsupportedType, "%s", msg)
 	}
 	if !slices.Contains(s.o.AllowedMIME, mt) {
-		return "", problem(http.StatusUnsupportedMediaType, CodeUnsupportedType, "%s files are not accepted here (accepted: %s)",
+		return "", problem(http.StatusUnsupportedMediaType, apitypes.CodeUnsupportedType, "%s files are not accepted here (accepted: %s)",
 			mt, strings.Join(s.o.AllowedMIME, ", "))
 	}
 	return mt, nil
@@ -358,7 +342,7 @@ func (s *Server) admit(ctx context.Context, userID uuid.UUID) (release func(), _
 			return nil, s.internal(ctx, "count active runs", err)
 		}
 		if n >= s.o.MaxActiveJobs {
-			return nil, problem(http.StatusTooManyRequests, CodeActiveJobsLimit,
+			return nil, problem(http.StatusTooManyRequests, apitypes.CodeActiveJobsLimit,
 				"%d runs are still queued or working (limit %d); upload again when some have finished", n, s.o.MaxActiveJobs).
 				withRetryAfter(15 * time.Second)
 		}
@@ -373,7 +357,7 @@ func (s *Server) admit(ctx context.Context, userID uuid.UUID) (release func(), _
 		ON CONFLICT (user_id, day) DO UPDATE SET uploads = q.uploads + 1 WHERE q.uploads < $3
 		RETURNING uploads`, userID, day, s.o.UploadsPerDay).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, problem(http.StatusTooManyRequests, CodeDailyUploadLimit,
+		return nil, problem(http.StatusTooManyRequests, apitypes.CodeDailyUploadLimit,
 			"the daily limit of %d uploads is reached; it resets at 00:00 UTC", s.o.UploadsPerDay).
 			withRetryAfter(day.Add(24 * time.Hour).Sub(now))
 	} else if err != nil {

@@ -16,9 +16,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/catalog"
 	"github.com/docpipe/docpipe/internal/pipeline"
-	"github.com/docpipe/docpipe/internal/runstate"
 	"github.com/docpipe/docpipe/internal/storage"
 )
 
@@ -28,40 +28,13 @@ import (
 // POST /v1/uploads/{document_id}/complete then checks the stored bytes against the
 // declaration and only then starts the run.
 
-// Problem codes of the signed-URL flow.
-const (
-	CodeSignedUploadsOff = "SIGNED_UPLOADS_UNAVAILABLE" // 501: the store cannot sign URLs
-	CodeUploadNotFound   = "UPLOAD_NOT_RECEIVED"        // 409: complete before the PUT
-	CodeSizeMismatch     = "SIZE_MISMATCH"              // 422: stored size differs from bytes_len
-)
-
 type createUploadInput struct {
-	Body struct {
-		Filename string `json:"filename" minLength:"1" maxLength:"1000" doc:"Display name of the file."`
-		BytesLen int64  `json:"bytes_len" minimum:"1" doc:"Exact size of the file in bytes."`
-		SHA256   string `json:"sha256" pattern:"^[0-9a-fA-F]{64}$" doc:"sha256 (hex) of the file; the run starts only if the stored bytes match."`
-		MIME     string `json:"mime,omitempty" maxLength:"200" doc:"Declared type (informational: the type is sniffed from the content at complete)."`
-		UserID   string `json:"user_id,omitempty" doc:"Admin keys only: the user to upload for."`
-	}
-}
-
-// UploadTicket says where to PUT the bytes.
-type UploadTicket struct {
-	DocumentID  uuid.UUID       `json:"document_id" doc:"The document the bytes will become (uuid5 of user and sha256)."`
-	UploadURL   string          `json:"upload_url,omitempty" doc:"PUT the raw bytes here (no auth header) before expires_at."`
-	Method      string          `json:"method,omitempty" example:"PUT"`
-	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
-	CompleteURL string          `json:"complete_url,omitempty" doc:"POST here after the PUT to start processing."`
-	Duplicate   bool            `json:"duplicate" doc:"The user already has these bytes: no upload needed; job_id and status are the existing run's."`
-	JobID       *uuid.UUID      `json:"job_id,omitempty" doc:"The run's id: the existing run for a duplicate, else the id the run will have once complete is called."`
-	Status      runstate.Status `json:"status,omitempty"`
-	// CorrelationID is set for a duplicate only: the run's id is chosen at complete.
-	CorrelationID *uuid.UUID `json:"correlation_id,omitempty" doc:"Duplicate only: the existing run's correlation id. (A new run's is set by X-Correlation-Id on the complete request.)"`
+	Body apitypes.UploadDeclaration
 }
 
 type uploadTicketOutput struct {
 	Status int `json:"-"`
-	Body   UploadTicket
+	Body   apitypes.UploadTicket
 }
 
 type completeInput struct {
@@ -73,7 +46,7 @@ type uploadResultOutput struct {
 	Status        int    `json:"-"`
 	Location      string `header:"Location"`
 	CorrelationID string `header:"X-Correlation-Id" doc:"The run's correlation id (a duplicate's is the existing run's)."`
-	Body          UploadResult
+	Body          apitypes.UploadResult
 }
 
 func (s *Server) registerUploads() {
@@ -95,8 +68,8 @@ func (s *Server) registerUploads() {
 	}
 
 	reg := s.api.OpenAPI().Components.Schemas
-	ticketSchema := reg.Schema(reflect.TypeFor[UploadTicket](), true, "UploadTicket")
-	resultSchema := reg.Schema(reflect.TypeFor[UploadResult](), true, "UploadResult")
+	ticketSchema := reg.Schema(reflect.TypeFor[apitypes.UploadTicket](), true, "UploadTicket")
+	resultSchema := reg.Schema(reflect.TypeFor[apitypes.UploadResult](), true, "UploadResult")
 	huma.Register(s.api, huma.Operation{
 		OperationID: "create-upload", Method: http.MethodPost, Path: "/v1/uploads", Tags: []string{"uploads"},
 		Summary: "Start a signed-URL upload",
@@ -120,12 +93,12 @@ func (s *Server) registerUploads() {
 			return nil, s.internal(ctx, "look up document", err)
 		} else if found {
 			noteCorrelation(ctx, dup.CorrelationID)
-			return &uploadTicketOutput{Status: http.StatusOK, Body: UploadTicket{DocumentID: dup.DocumentID, Duplicate: true, JobID: &dup.JobID,
+			return &uploadTicketOutput{Status: http.StatusOK, Body: apitypes.UploadTicket{DocumentID: dup.DocumentID, Duplicate: true, JobID: &dup.JobID,
 				Status: dup.Status, CorrelationID: &dup.CorrelationID}}, nil
 		}
 		signer, ok := s.d.Store.(storage.Signer)
 		if !ok {
-			return nil, problem(http.StatusNotImplemented, CodeSignedUploadsOff,
+			return nil, problem(http.StatusNotImplemented, apitypes.CodeSignedUploadsOff,
 				"this server's blob store cannot sign URLs (local store: set DOCPIPE_STORAGE_SIGN_SECRET and DOCPIPE_PUBLIC_URL); use multipart POST /v1/documents")
 		}
 		s.sweepUploads(ctx)
@@ -148,7 +121,7 @@ func (s *Server) registerUploads() {
 			uuid.Must(uuid.NewV7()), expires).Scan(&jobID); err != nil {
 			return nil, s.internal(ctx, "record upload", err)
 		}
-		return &uploadTicketOutput{Status: http.StatusCreated, Body: UploadTicket{
+		return &uploadTicketOutput{Status: http.StatusCreated, Body: apitypes.UploadTicket{
 			DocumentID: docID, JobID: &jobID, UploadURL: url, Method: http.MethodPut, ExpiresAt: &expires,
 			CompleteURL: baseFrom(ctx) + "/v1/uploads/" + docID.String() + "/complete",
 		}}, nil
@@ -199,7 +172,7 @@ type pendingUpload struct {
 	jobID    uuid.UUID
 }
 
-func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID, corrID uuid.UUID) (UploadResult, int, *Problem) {
+func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID, corrID uuid.UUID) (apitypes.UploadResult, int, *Problem) {
 	var u pendingUpload
 	all := scope.All()
 	userArg := scopeUser(ctx)
@@ -208,16 +181,16 @@ func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID,
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Already completed (a retry), or never started, or another tenant's.
 		if d, derr := catalog.GetDocument(ctx, s.d.Pool, scope, docID); derr == nil && d.Job != nil {
-			return UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, CorrelationID: d.Job.CorrelationID, Status: d.Job.Status,
+			return apitypes.UploadResult{DocumentID: d.DocumentID, JobID: d.Job.JobID, CorrelationID: d.Job.CorrelationID, Status: d.Job.Status,
 				Duplicate: true, Filename: d.Filename, MIME: d.MIME, Bytes: d.Bytes, SHA256: d.SHA256}, http.StatusOK, nil
 		}
-		return UploadResult{}, 0, notFound("upload")
+		return apitypes.UploadResult{}, 0, notFound("upload")
 	} else if err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "read upload", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "read upload", err)
 	}
-	res := UploadResult{Filename: u.filename, Bytes: u.size, SHA256: u.sha}
+	res := apitypes.UploadResult{Filename: u.filename, Bytes: u.size, SHA256: u.sha}
 	if dup, found, err := s.d.Pipe.Lookup(ctx, u.userID, u.sha); err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "look up document", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "look up document", err)
 	} else if found {
 		s.dropUpload(ctx, docID, u.key)
 		res.DocumentID, res.JobID, res.CorrelationID, res.Status, res.Duplicate = dup.DocumentID, dup.JobID, dup.CorrelationID, dup.Status, true
@@ -226,41 +199,41 @@ func (s *Server) completeUpload(ctx context.Context, scope catalog.Scope, docID,
 
 	st, err := s.d.Store.Stat(ctx, u.key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return UploadResult{}, 0, problem(http.StatusConflict, CodeUploadNotFound, "no bytes were stored for this upload yet: PUT them to upload_url first")
+		return apitypes.UploadResult{}, 0, problem(http.StatusConflict, apitypes.CodeUploadNotFound, "no bytes were stored for this upload yet: PUT them to upload_url first")
 	} else if err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "stat upload", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "stat upload", err)
 	}
 	if st.Size != u.size {
 		s.deleteObject(ctx, u.key)
-		return UploadResult{}, 0, problem(http.StatusUnprocessableEntity, CodeSizeMismatch,
+		return apitypes.UploadResult{}, 0, problem(http.StatusUnprocessableEntity, apitypes.CodeSizeMismatch,
 			"the stored object has %d bytes, the upload declared %d; it was deleted: PUT the right bytes again", st.Size, u.size)
 	}
 	data, err := storage.ReadAll(ctx, s.d.Store, u.key, u.size)
 	if err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "read upload", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "read upload", err)
 	}
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != u.sha {
 		s.deleteObject(ctx, u.key)
-		return UploadResult{}, 0, problem(http.StatusUnprocessableEntity, CodeChecksumMismatch,
+		return apitypes.UploadResult{}, 0, problem(http.StatusUnprocessableEntity, apitypes.CodeChecksumMismatch,
 			"the stored bytes have sha256 %s, the upload declared %s; they were deleted and no run started", got, u.sha)
 	}
 	mimeType, perr := s.sniff(data, u.filename)
 	if perr != nil {
 		s.dropUpload(ctx, docID, u.key)
-		return UploadResult{}, 0, perr
+		return apitypes.UploadResult{}, 0, perr
 	}
 	res.MIME = mimeType
 	release, perr := s.admit(ctx, u.userID)
 	if perr != nil {
-		return UploadResult{}, 0, perr // the bytes stay; complete can be called again later
+		return apitypes.UploadResult{}, 0, perr // the bytes stay; complete can be called again later
 	}
 	sub, err := s.d.Pipe.Submit(ctx, pipeline.Submission{UserID: u.userID, Filename: u.filename, Data: data, JobID: u.jobID, CorrelationID: corrID})
 	if err != nil || sub.Duplicate {
 		release()
 	}
 	if err != nil {
-		return UploadResult{}, 0, s.internal(ctx, "store upload", err)
+		return apitypes.UploadResult{}, 0, s.internal(ctx, "store upload", err)
 	}
 	s.dropUpload(ctx, docID, u.key)
 	res.DocumentID, res.JobID, res.CorrelationID, res.Status, res.Duplicate = sub.DocumentID, sub.JobID, sub.CorrelationID, sub.Status, sub.Duplicate

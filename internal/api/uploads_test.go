@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
@@ -25,13 +26,13 @@ func (h *harness) put(rawURL string, data []byte) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: b.Bytes()}
 }
 
-func (h *harness) ticket(auth, filename string, data []byte, sha string) api.UploadTicket {
+func (h *harness) ticket(auth, filename string, data []byte, sha string) apitypes.UploadTicket {
 	h.t.Helper()
 	r := h.postJSON("/v1/uploads", auth, map[string]any{"filename": filename, "bytes_len": len(data), "sha256": sha, "mime": "application/pdf"})
 	if r.status != http.StatusCreated {
 		h.t.Fatalf("POST /v1/uploads: %d %s", r.status, r.body)
 	}
-	var tk api.UploadTicket
+	var tk apitypes.UploadTicket
 	r.json(h.t, &tk)
 	if tk.UploadURL == "" || tk.ExpiresAt == nil || tk.Method != http.MethodPut || tk.Duplicate {
 		h.t.Fatalf("ticket %+v", tk)
@@ -39,7 +40,7 @@ func (h *harness) ticket(auth, filename string, data []byte, sha string) api.Upl
 	return tk
 }
 
-func (h *harness) complete(auth string, tk api.UploadTicket) response {
+func (h *harness) complete(auth string, tk apitypes.UploadTicket) response {
 	h.t.Helper()
 	return h.do(http.MethodPost, "/v1/uploads/"+tk.DocumentID.String()+"/complete", auth, nil)
 }
@@ -55,7 +56,7 @@ func TestSignedUploadLargePDF(t *testing.T) {
 	if !strings.HasPrefix(tk.UploadURL, h.srv.URL+"/v1/blobs/uploads/") {
 		t.Fatalf("upload URL %s", tk.UploadURL)
 	}
-	h.complete(tok, tk).problem(t, 409, api.CodeUploadNotFound) // nothing PUT yet
+	h.complete(tok, tk).problem(t, 409, apitypes.CodeUploadNotFound) // nothing PUT yet
 	if r := h.put(tk.UploadURL, data); r.status != http.StatusOK {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
@@ -66,7 +67,7 @@ func TestSignedUploadLargePDF(t *testing.T) {
 	if r.status != http.StatusAccepted {
 		t.Fatalf("complete: %d %s", r.status, r.body)
 	}
-	var res api.UploadResult
+	var res apitypes.UploadResult
 	r.json(t, &res)
 	if res.DocumentID != tk.DocumentID || res.MIME != "application/pdf" || res.Duplicate {
 		t.Fatalf("complete result %+v", res)
@@ -92,7 +93,7 @@ func TestSignedUploadLargePDF(t *testing.T) {
 		t.Fatalf("second complete: %d %s", r.status, r.body)
 	}
 	r = h.postJSON("/v1/uploads", tok, map[string]any{"filename": "again.pdf", "bytes_len": len(data), "sha256": sha256hex(data)})
-	var again api.UploadTicket
+	var again apitypes.UploadTicket
 	r.json(t, &again)
 	if r.status != http.StatusOK || !again.Duplicate || again.UploadURL != "" || again.JobID == nil || *again.JobID != doc.Job.ID {
 		t.Fatalf("declaring known bytes: %d %s", r.status, r.body)
@@ -117,11 +118,11 @@ func TestSignedUploadRejections(t *testing.T) {
 	if r := h.put(tk.UploadURL, wrong); r.status != 200 {
 		t.Fatalf("PUT: %d", r.status)
 	}
-	h.complete(tok, tk).problem(t, 422, api.CodeChecksumMismatch)
+	h.complete(tok, tk).problem(t, 422, apitypes.CodeChecksumMismatch)
 	if r := h.put(tk.UploadURL, append(data, '!')); r.status != 200 {
 		t.Fatalf("PUT: %d", r.status)
 	}
-	h.complete(tok, tk).problem(t, 422, api.CodeSizeMismatch)
+	h.complete(tok, tk).problem(t, 422, apitypes.CodeSizeMismatch)
 	if n := h.count(`SELECT count(*) FROM upload_pipeline.upload_jobs`) + h.count(`SELECT count(*) FROM upload_pipeline.documents`); n != 0 {
 		t.Fatalf("%d rows after mismatched uploads", n)
 	}
@@ -157,12 +158,12 @@ func TestSignedUploadRejections(t *testing.T) {
 	}
 
 	// Too large to declare; another tenant cannot complete A's upload.
-	h.postJSON("/v1/uploads", tok, map[string]any{"filename": "big.pdf", "bytes_len": 2 << 20, "sha256": sha256hex(data)}).problem(t, 413, api.CodeTooLarge)
-	h.postJSON("/v1/uploads", tok, map[string]any{"filename": "x", "bytes_len": 10, "sha256": "nope"}).problem(t, 422, api.CodeValidation)
+	h.postJSON("/v1/uploads", tok, map[string]any{"filename": "big.pdf", "bytes_len": 2 << 20, "sha256": sha256hex(data)}).problem(t, 413, apitypes.CodeTooLarge)
+	h.postJSON("/v1/uploads", tok, map[string]any{"filename": "x", "bytes_len": 10, "sha256": "nope"}).problem(t, 422, apitypes.CodeValidation)
 	if r := h.put(tk.UploadURL, data); r.status != 200 {
 		t.Fatalf("PUT: %d", r.status)
 	}
-	h.complete(token(t, userB), tk).problem(t, 404, api.CodeNotFound)
+	h.complete(token(t, userB), tk).problem(t, 404, apitypes.CodeNotFound)
 
 	// The URL expires: the server's clock moves past expires_at.
 	clock = clock.Add(time.Hour)
@@ -181,5 +182,5 @@ func TestSignedUploadUnavailable(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	data := []byte("hello")
 	h.postJSON("/v1/uploads", token(t, userA), map[string]any{"filename": "x.txt", "bytes_len": len(data), "sha256": sha256hex(data)}).
-		problem(t, 501, api.CodeSignedUploadsOff)
+		problem(t, 501, apitypes.CodeSignedUploadsOff)
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/llamaparse"
 )
 
@@ -23,14 +23,14 @@ func TestLlamaParseWebhook(t *testing.T) {
 	path := "/v1/webhooks/llamaparse/" + job + "/"
 	body := `{"event_id":"ev-1","event_type":"parse.success","timestamp":"2026-01-01T00:00:00Z","data":{"job_id":"remote-1"}}`
 
-	h.do(http.MethodPost, path+strings.Repeat("0", 64), "", strings.NewReader(body)).problem(t, 401, api.CodeWebhookTokenBad)
-	h.do(http.MethodPost, "/v1/webhooks/llamaparse/not-a-uuid/abc", "", strings.NewReader(body)).problem(t, 401, api.CodeWebhookTokenBad)
+	h.do(http.MethodPost, path+strings.Repeat("0", 64), "", strings.NewReader(body)).problem(t, 401, apitypes.CodeWebhookTokenBad)
+	h.do(http.MethodPost, "/v1/webhooks/llamaparse/not-a-uuid/abc", "", strings.NewReader(body)).problem(t, 401, apitypes.CodeWebhookTokenBad)
 	unknown := uuid.NewString()
 	h.do(http.MethodPost, "/v1/webhooks/llamaparse/"+unknown+"/"+llamaparse.WebhookToken(secret, unknown), "", strings.NewReader(body)).
-		problem(t, 404, api.CodeNotFound)
+		problem(t, 404, apitypes.CodeNotFound)
 
 	tok := llamaparse.WebhookToken(secret, job)
-	h.do(http.MethodPost, path+tok, "", strings.NewReader("not json")).problem(t, 400, api.CodeMalformed)
+	h.do(http.MethodPost, path+tok, "", strings.NewReader("not json")).problem(t, 400, apitypes.CodeMalformed)
 	var out struct{ Received, Duplicate bool }
 	r := h.do(http.MethodPost, path+tok, "", strings.NewReader(body))
 	if r.status != 200 {

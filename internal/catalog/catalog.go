@@ -8,7 +8,10 @@ package catalog
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,3 +82,48 @@ func (p Page) before() (*time.Time, uuid.UUID) {
 	t := p.BeforeTime
 	return &t, p.BeforeID
 }
+
+// NextPage is the Page of limit rows that continues a listing after cursor, a value
+// NextCursor made ("" = the first page). Other values are ErrBadCursor.
+func NextPage(cursor string, limit int) (Page, error) {
+	pg := Page{Limit: limit}
+	if cursor == "" {
+		return pg, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return pg, ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil {
+		return pg, ErrBadCursor
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return pg, ErrBadCursor
+	}
+	pg.BeforeTime, pg.BeforeID = time.Unix(0, n), u
+	return pg, nil
+}
+
+// ErrBadCursor is returned by NextPage for a cursor NextCursor did not make.
+var ErrBadCursor = errors.New("cursor is not a value this API returned")
+
+// listed rows can continue a listing: their keyset position.
+type listed interface {
+	pageKey() (time.Time, uuid.UUID)
+}
+
+// NextCursor is the opaque cursor (the API's next_cursor) of the page after rows, a
+// page read with pg; "" when rows did not fill it, so the listing has ended.
+func NextCursor[T listed](pg Page, rows []T) string {
+	if len(rows) == 0 || len(rows) < pg.limit() {
+		return ""
+	}
+	t, id := rows[len(rows)-1].pageKey()
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixNano(), 10) + "|" + id.String()))
+}
+
+func (ji JobInfo) pageKey() (time.Time, uuid.UUID)     { return ji.CreatedAt, ji.JobID }
+func (d DocumentInfo) pageKey() (time.Time, uuid.UUID) { return d.CreatedAt, d.DocumentID }

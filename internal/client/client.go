@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 )
 
 // Client calls one docpipe API with one credential (an API key or a JWT).
@@ -62,18 +62,10 @@ func New(baseURL, token string) *Client {
 }
 
 // Problem is an RFC 9457 error answer (application/problem+json) with docpipe's
-// stable code (docs/API.md, "Errors").
+// stable code (docs/API.md, "Errors"; the codes are apitypes.Code*), and what the
+// client knows about the request that got it.
 type Problem struct {
-	Status   int    `json:"status"`
-	Code     string `json:"code"`
-	Title    string `json:"title"`
-	Detail   string `json:"detail"`
-	Instance string `json:"instance,omitempty"`
-	// Errors are the invalid fields of a VALIDATION_FAILED answer, as sent.
-	Errors []struct {
-		Message  string `json:"message"`
-		Location string `json:"location,omitempty"`
-	} `json:"errors,omitempty"`
+	apitypes.Problem
 	// RequestID is the answer's X-Request-Id (it names the server's log line).
 	RequestID string `json:"-"`
 	// RetryAfter is the answer's Retry-After, if any.
@@ -175,7 +167,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			req.Header.Set("Content-Type", r.contentType)
 		}
 		if c.CorrelationID != "" {
-			req.Header.Set(api.CorrelationHeader, c.CorrelationID)
+			req.Header.Set(apitypes.CorrelationHeader, c.CorrelationID)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -189,7 +181,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if resp.StatusCode >= 300 {
 			p := &Problem{}
 			if json.Unmarshal(data, p) != nil {
-				p = &Problem{Detail: strings.TrimSpace(string(data))}
+				p = &Problem{Problem: apitypes.Problem{Detail: strings.TrimSpace(string(data))}}
 				if len(p.Detail) > 200 || strings.HasPrefix(p.Detail, "<") {
 					p.Detail = ""
 				}
@@ -266,38 +258,38 @@ func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
 // (CHECKSUM_MISMATCH). progress (may be nil) is called as the file's bytes go out,
 // with the bytes sent so far and the file's size. A repeat upload of the same bytes
 // answers the existing document (Duplicate).
-func (c *Client) Upload(ctx context.Context, path string, progress func(sent, total int64)) (api.UploadResult, error) {
+func (c *Client) Upload(ctx context.Context, path string, progress func(sent, total int64)) (apitypes.UploadResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return api.UploadResult{}, err
+		return apitypes.UploadResult{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return api.UploadResult{}, err
+		return apitypes.UploadResult{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return api.UploadResult{}, fmt.Errorf("%s: not a regular file", path)
+		return apitypes.UploadResult{}, fmt.Errorf("%s: not a regular file", path)
 	}
 	h := sha256.New()
 	size, err := io.Copy(h, f)
 	if err != nil {
-		return api.UploadResult{}, fmt.Errorf("read %s: %w", path, err)
+		return apitypes.UploadResult{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	// The multipart envelope around the file is fixed, so the body has a known length
 	// and the file streams between its head and tail.
 	var head bytes.Buffer
 	mw := multipart.NewWriter(&head)
 	if err := mw.WriteField("sha256", hex.EncodeToString(h.Sum(nil))); err != nil {
-		return api.UploadResult{}, err
+		return apitypes.UploadResult{}, err
 	}
 	if _, err := mw.CreateFormFile("file", filepath.Base(path)); err != nil {
-		return api.UploadResult{}, err
+		return apitypes.UploadResult{}, err
 	}
 	prefix := bytes.Clone(head.Bytes())
 	head.Reset()
 	if err := mw.Close(); err != nil {
-		return api.UploadResult{}, err
+		return apitypes.UploadResult{}, err
 	}
 	suffix := bytes.Clone(head.Bytes())
 	r := request{
@@ -314,7 +306,7 @@ func (c *Client) Upload(ctx context.Context, path string, progress func(sent, to
 				int64(len(prefix)) + size + int64(len(suffix)), nil
 		},
 	}
-	var res api.UploadResult
+	var res apitypes.UploadResult
 	err = c.do(ctx, r, &res)
 	return res, err
 }
@@ -339,24 +331,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // Document is GET /v1/documents/{id}: status, stage, percent, counts, cost, last error.
-func (c *Client) Document(ctx context.Context, id string) (api.Document, error) {
-	var d api.Document
+func (c *Client) Document(ctx context.Context, id string) (apitypes.Document, error) {
+	var d apitypes.Document
 	return d, c.getJSON(ctx, "/v1/documents/"+url.PathEscape(id), &d)
 }
 
 // Documents is GET /v1/documents, every page, newest first.
-func (c *Client) Documents(ctx context.Context) ([]api.Document, error) {
-	var all []api.Document
+func (c *Client) Documents(ctx context.Context) ([]apitypes.Document, error) {
+	var all []apitypes.Document
 	cursor := ""
 	for {
 		q := url.Values{"limit": {"500"}}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		var page struct {
-			Items      []api.Document `json:"items"`
-			NextCursor string         `json:"next_cursor"`
-		}
+		var page apitypes.DocumentList
 		if err := c.getJSON(ctx, "/v1/documents?"+q.Encode(), &page); err != nil {
 			return all, err
 		}
@@ -369,16 +358,14 @@ func (c *Client) Documents(ctx context.Context) ([]api.Document, error) {
 }
 
 // Events is GET /v1/documents/{id}/events: the document's audit trail, oldest first.
-func (c *Client) Events(ctx context.Context, docID string) ([]api.Event, error) {
-	var out struct {
-		Items []api.Event `json:"items"`
-	}
+func (c *Client) Events(ctx context.Context, docID string) ([]apitypes.Event, error) {
+	var out apitypes.EventList
 	return out.Items, c.getJSON(ctx, "/v1/documents/"+url.PathEscape(docID)+"/events", &out)
 }
 
 // Job is GET /v1/jobs/{id}.
-func (c *Client) Job(ctx context.Context, id string) (api.Job, error) {
-	var j api.Job
+func (c *Client) Job(ctx context.Context, id string) (apitypes.Job, error) {
+	var j apitypes.Job
 	return j, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id), &j)
 }
 
@@ -392,7 +379,7 @@ type JobsQuery struct {
 
 // JobsPage is one page of GET /v1/jobs, newest first, and the cursor of the next
 // page ("" on the last).
-func (c *Client) JobsPage(ctx context.Context, q JobsQuery) ([]api.Job, string, error) {
+func (c *Client) JobsPage(ctx context.Context, q JobsQuery) ([]apitypes.Job, string, error) {
 	v := url.Values{}
 	if q.State != "" {
 		v.Set("state", q.State)
@@ -410,49 +397,38 @@ func (c *Client) JobsPage(ctx context.Context, q JobsQuery) ([]api.Job, string, 
 	if len(v) > 0 {
 		path += "?" + v.Encode()
 	}
-	var out struct {
-		Items      []api.Job `json:"items"`
-		NextCursor string    `json:"next_cursor"`
-	}
+	var out apitypes.JobList
 	err := c.getJSON(ctx, path, &out)
 	return out.Items, out.NextCursor, err
 }
 
 // Jobs is GET /v1/jobs?state=…: the newest runs in that state or status (empty: all),
 // one page of the server's default size.
-func (c *Client) Jobs(ctx context.Context, state string) ([]api.Job, error) {
+func (c *Client) Jobs(ctx context.Context, state string) ([]apitypes.Job, error) {
 	items, _, err := c.JobsPage(ctx, JobsQuery{State: state})
 	return items, err
 }
 
 // Retry is POST /v1/jobs/{id}/retry: re-drive a dead-lettered run.
-func (c *Client) Retry(ctx context.Context, id string) (api.Job, error) {
-	var j api.Job
+func (c *Client) Retry(ctx context.Context, id string) (apitypes.Job, error) {
+	var j apitypes.Job
 	return j, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/retry", nil, &j)
 }
 
 // Cancel is POST /v1/jobs/{id}/cancel; reason (may be empty) is recorded.
-func (c *Client) Cancel(ctx context.Context, id, reason string) (api.Job, error) {
+func (c *Client) Cancel(ctx context.Context, id, reason string) (apitypes.Job, error) {
 	var in any
 	if reason != "" {
-		in = map[string]string{"reason": reason}
+		in = apitypes.CancelRequest{Reason: reason}
 	}
-	var j api.Job
+	var j apitypes.Job
 	return j, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/cancel", in, &j)
 }
 
 // Search is POST /v1/search; mode is vector, keyword or hybrid ("" = the server's
 // default, hybrid) and k ≤ 0 the server's default.
-func (c *Client) Search(ctx context.Context, query string, k int, mode string) ([]api.SearchHit, error) {
-	in := map[string]any{"query": query}
-	if k > 0 {
-		in["k"] = k
-	}
-	if mode != "" {
-		in["mode"] = mode
-	}
-	var out struct {
-		Results []api.SearchHit `json:"results"`
-	}
+func (c *Client) Search(ctx context.Context, query string, k int, mode string) ([]apitypes.SearchHit, error) {
+	in := apitypes.SearchRequest{Query: query, K: max(k, 0), Mode: mode}
+	var out apitypes.SearchResults
 	return out.Results, c.postJSON(ctx, "/v1/search", in, &out)
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 )
 
 func writeProblem(w http.ResponseWriter, status int, body string) {
@@ -192,7 +192,7 @@ func TestUploadStreamsWithChecksumAndProgress(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(api.UploadResult{DocumentID: uuid.New(), JobID: uuid.New(), Status: "parse_queued",
+		_ = json.NewEncoder(w).Encode(apitypes.UploadResult{DocumentID: uuid.New(), JobID: uuid.New(), Status: "parse_queued",
 			Bytes: int64(len(got)), SHA256: r.FormValue("sha256"), Filename: hdr.Filename})
 	}))
 	defer srv.Close()
@@ -280,7 +280,7 @@ func TestRequestsAndQueries(t *testing.T) {
 		{"GET", "/v1/documents?cursor=c2&limit=500", ""},
 		{"GET", "/v1/jobs?limit=7&state=deadletter", ""},
 		{"GET", "/v1/jobs", ""},
-		{"POST", "/v1/search", `{"k":3,"mode":"keyword","query":"QX-44721-ZB"}`},
+		{"POST", "/v1/search", `{"query":"QX-44721-ZB","k":3,"mode":"keyword"}`}, // apitypes.SearchRequest, in its field order
 		{"GET", "/v1/documents/d%2F1/events", ""},
 		{"POST", "/v1/jobs/j1/retry", ""},
 		{"POST", "/v1/jobs/j1/cancel", `{"reason":"wrong file"}`},

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/docpipe/docpipe/internal/api"
+	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/fault"
 	"github.com/docpipe/docpipe/internal/llamaparse"
@@ -326,9 +326,9 @@ func webhookCheck(ctx context.Context, t EnvTarget) Check {
 	}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
 	switch {
-	case resp.StatusCode == http.StatusNotFound && p.Code == api.CodeNotFound:
+	case resp.StatusCode == http.StatusNotFound && p.Code == apitypes.CodeNotFound:
 		return Pass(name, "POST "+shown+" reached docpipe, which accepted this DOCPIPE_WEBHOOK_SECRET's token (404 for an unknown run; nothing recorded)")
-	case resp.StatusCode == http.StatusUnauthorized && p.Code == api.CodeWebhookTokenBad:
+	case resp.StatusCode == http.StatusUnauthorized && p.Code == apitypes.CodeWebhookTokenBad:
 		return Fail(name, "POST "+shown+" reached docpipe, which refused a token made with this DOCPIPE_WEBHOOK_SECRET",
 			"give every API and worker process (and this environment) the same DOCPIPE_WEBHOOK_SECRET")
 	}
