@@ -317,3 +317,30 @@ func waitReady(ctx context.Context, url string, within time.Duration) error {
 		}
 	}
 }
+
+// apiIngest is client.Ingest with only the NoWait and JSON options.
+// An interruption (ctx done) is not an error here: the caller winds down by itself.
+func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Writer, noWait, asJSON bool) (failed int, err error) {
+	failed, err = client.Ingest(ctx, c, files, w, client.IngestOptions{NoWait: noWait, JSON: asJSON})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = nil
+	}
+	return failed, err
+}
+
+// devSearch prints the top hybrid results for query.
+func devSearch(ctx context.Context, c *client.Client, query string, w io.Writer) error {
+	hits, err := c.Search(ctx, query, 3, "hybrid")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "search (hybrid) %q:\n", query)
+	for i, h := range hits {
+		text := strings.Join(strings.Fields(h.Text), " ")
+		if len(text) > 140 {
+			text = text[:140] + "…"
+		}
+		fmt.Fprintf(w, "%d. %s (chunk %d, score %.4f)\n   %s\n", i+1, h.Filename, h.Ord, h.Score, text)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/docpipe/docpipe/internal/catalog"
+	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/pipeline"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
@@ -79,7 +80,7 @@ Exit status 1 if any file failed.`,
 				if err != nil {
 					return err
 				}
-				failed, err := ingestViaAPI(ctx, c, files, cmd.OutOrStdout(), apiIngestOptions{
+				failed, err := client.Ingest(ctx, c, files, cmd.OutOrStdout(), client.IngestOptions{
 					NoWait: noWait, JSON: asJSON, Progress: cmd.ErrOrStderr(), Timeout: timeout,
 				})
 				if err != nil && ctx.Err() != nil {

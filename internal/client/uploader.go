@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"context"
@@ -19,13 +19,12 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/docpipe/docpipe/internal/api/apitypes"
-	"github.com/docpipe/docpipe/internal/client"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
-// apiIngestOptions tunes ingestViaAPI; the zero value uploads, waits for every
+// IngestOptions tunes Ingest; the zero value uploads, waits for every
 // document and prints progress lines (or bars on a terminal) and a table to w.
-type apiIngestOptions struct {
+type IngestOptions struct {
 	// NoWait returns right after the uploads (the table shows the queued status).
 	NoWait bool
 	// JSON prints one JSON array instead of the table (and no progress unless
@@ -44,8 +43,8 @@ type apiIngestOptions struct {
 	Parallel int
 }
 
-// apiIngestResult is one file's outcome (the --json output is a list of them).
-type apiIngestResult struct {
+// IngestResult is one file's outcome (the --json output is a list of them).
+type IngestResult struct {
 	File      string             `json:"file"`
 	Duplicate bool               `json:"duplicate"`
 	Error     string             `json:"error,omitempty"`
@@ -84,7 +83,7 @@ func (r *ingestRow) done() bool {
 	return r.err != nil || (r.uploaded && (r.doc.Status == "" || r.doc.Status.Terminal()))
 }
 
-// ingestViaAPI uploads files through the API (POST /v1/documents, sha256 declared so
+// Ingest uploads files through the API (POST /v1/documents, sha256 declared so
 // the server verifies the bytes), then follows every document (GET /v1/documents/{id})
 // to a final status unless opts.NoWait: on a terminal a bar per file shows the bytes
 // sent and then the pipeline stage and percent; otherwise a line per change. It ends
@@ -93,8 +92,8 @@ func (r *ingestRow) done() bool {
 // completed upload count as complete). err is for the run as a whole, not for single
 // files: ctx's error when it ends first (the table then shows where each file got
 // to; the server keeps processing what was uploaded), a timeout, or the credential
-// rejected (a *client.Problem with status 401).
-func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Writer, opts apiIngestOptions) (failed int, err error) {
+// rejected (a *Problem with status 401).
+func Ingest(ctx context.Context, c *Client, files []string, w io.Writer, opts IngestOptions) (failed int, err error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Minute
 	}
@@ -288,16 +287,16 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 	}
 
 	var authErr error // a rejected credential fails the run, not just the file
-	results := make([]apiIngestResult, len(rows))
+	results := make([]IngestResult, len(rows))
 	for i, r := range rows {
-		if s := client.StatusOf(r.err); authErr == nil && (s == http.StatusUnauthorized || s == http.StatusForbidden) {
+		if s := StatusOf(r.err); authErr == nil && (s == http.StatusUnauthorized || s == http.StatusForbidden) {
 			authErr = r.err
 		}
-		res := apiIngestResult{File: r.file, Duplicate: r.dup}
+		res := IngestResult{File: r.file, Duplicate: r.dup}
 		switch {
 		case r.err != nil:
 			res.Error = r.err.Error()
-			var p *client.Problem
+			var p *Problem
 			if errors.As(r.err, &p) {
 				res.Code = p.Code
 			}
@@ -331,7 +330,7 @@ func ingestViaAPI(ctx context.Context, c *client.Client, files []string, w io.Wr
 }
 
 // apiIngestOK: the file's document completed (or, with noWait, was accepted).
-func apiIngestOK(r apiIngestResult, noWait bool) bool {
+func apiIngestOK(r IngestResult, noWait bool) bool {
 	if r.Document == nil || (r.Error != "" && !noWait) {
 		return false
 	}
@@ -348,7 +347,7 @@ func apiIngestOK(r apiIngestResult, noWait bool) bool {
 func (r *ingestRow) phase() string {
 	switch {
 	case r.err != nil:
-		var p *client.Problem
+		var p *Problem
 		if errors.As(r.err, &p) && p.Code != "" {
 			return "failed: " + p.Code
 		}
@@ -378,7 +377,7 @@ func humanBytes(n int64) string {
 
 // printAPIIngestSummary prints the table of an API ingest, in the style of direct
 // mode's printIngestSummary.
-func printAPIIngestSummary(w io.Writer, results []apiIngestResult, noWait bool) error {
+func printAPIIngestSummary(w io.Writer, results []IngestResult, noWait bool) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tDOCUMENT\tSTATUS\tPAGES\tCHUNKS\tTOKENS\tCOST (USD)\tNOTE")
@@ -417,30 +416,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// apiIngest is ingestViaAPI with only the NoWait and JSON options (the form
-// `docpipe dev` calls).
-// An interruption (ctx done) is not an error here: the caller winds down by itself.
-func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Writer, noWait, asJSON bool) (failed int, err error) {
-	failed, err = ingestViaAPI(ctx, c, files, w, apiIngestOptions{NoWait: noWait, JSON: asJSON})
-	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		err = nil
-	}
-	return failed, err
-}
-
-// devSearch prints the top hybrid results for query.
-func devSearch(ctx context.Context, c *client.Client, query string, w io.Writer) error {
-	hits, err := c.Search(ctx, query, 3, "hybrid")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "search (hybrid) %q:\n", query)
-	for i, h := range hits {
-		text := strings.Join(strings.Fields(h.Text), " ")
-		if len(text) > 140 {
-			text = text[:140] + "…"
-		}
-		fmt.Fprintf(w, "%d. %s (chunk %d, score %.4f)\n   %s\n", i+1, h.Filename, h.Ord, h.Score, text)
-	}
-	return nil
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
