@@ -139,8 +139,8 @@ func TestCLIThroughTheAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &big); err != nil || len(big) != 1 || big[0].Document.ID == "" {
 		t.Fatalf("ingest --no-wait --json: %v\n%s", err, out)
 	}
-	var jobs []struct {
-		JobID      string `json:"job_id"`
+	var jobs []struct { // apitypes.Job, the API's shape
+		JobID      string `json:"id"`
 		DocumentID string `json:"document_id"`
 		Status     string `json:"status"`
 		State      string `json:"state"`

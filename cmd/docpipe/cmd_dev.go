@@ -246,7 +246,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	say("api key    %s   (user %s)", token, userID)
 	say("")
 
-	paths, err := expandPaths(o.samples)
+	paths, err := client.ExpandPaths(o.samples)
 	if err != nil {
 		return err
 	}
@@ -318,10 +318,10 @@ func waitReady(ctx context.Context, url string, within time.Duration) error {
 	}
 }
 
-// apiIngest is client.Ingest with only the NoWait and JSON options.
-// An interruption (ctx done) is not an error here: the caller winds down by itself.
+// apiIngest ingests files through the API with the client's Uploader. An
+// interruption (ctx done) is not an error here: the caller winds down by itself.
 func apiIngest(ctx context.Context, c *client.Client, files []string, w io.Writer, noWait, asJSON bool) (failed int, err error) {
-	failed, err = client.Ingest(ctx, c, files, w, client.IngestOptions{NoWait: noWait, JSON: asJSON})
+	failed, err = client.Uploader{Backend: c, Out: w, NoWait: noWait, JSON: asJSON}.Run(ctx, files)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		err = nil
 	}

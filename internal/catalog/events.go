@@ -12,17 +12,15 @@ import (
 
 // Event is one row of the audit trail.
 type Event struct {
-	Time time.Time `json:"ts"`
-	// JobID is the run the event belongs to. It is left out of the JSON, which only
-	// the CLI's direct `jobs show --json` prints (one run's events, under its job).
-	JobID    uuid.UUID       `json:"-"`
-	Type     string          `json:"type"`
-	Stage    string          `json:"stage,omitempty"`
-	Severity string          `json:"severity"`
-	Code     string          `json:"code"`
-	Payload  json.RawMessage `json:"payload"`
-	WorkerID string          `json:"worker_id,omitempty"`
-	Attempt  int             `json:"attempt,omitempty"`
+	Time     time.Time
+	JobID    uuid.UUID // the run the event belongs to
+	Type     string
+	Stage    string
+	Severity string
+	Code     string
+	Payload  json.RawMessage
+	WorkerID string
+	Attempt  int
 }
 
 // eventSelect reads events joined to their document, whose user_id the scope checks.

@@ -13,28 +13,28 @@ import (
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
-// JobInfo is a run as people see it.
+// JobInfo is a run as people see it (Wire gives the API's form).
 type JobInfo struct {
-	JobID         uuid.UUID       `json:"job_id"`
-	DocumentID    uuid.UUID       `json:"document_id"`
-	UserID        uuid.UUID       `json:"user_id"`
-	Filename      string          `json:"filename"`
-	Status        runstate.Status `json:"status"`
-	State         runstate.State  `json:"state"`
-	Stage         string          `json:"stage,omitempty"`
-	Percent       float64         `json:"percent"`
-	ChunksTotal   int             `json:"chunks_total"`
-	EmbedsDone    int             `json:"embeds_done"`
-	EmbedsTotal   int             `json:"embeds_total"`
-	RetryCount    int             `json:"retry_count"`
-	LastError     json.RawMessage `json:"last_error,omitempty"`
-	CorrelationID uuid.UUID       `json:"correlation_id"`
-	Pages         int             `json:"pages,omitempty"`
-	Tokens        int64           `json:"tokens"`
-	CostUSD       float64         `json:"cost_usd"`
-	CreatedAt     time.Time       `json:"created_at"`
-	UpdatedAt     time.Time       `json:"updated_at"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	JobID         uuid.UUID
+	DocumentID    uuid.UUID
+	UserID        uuid.UUID
+	Filename      string
+	Status        runstate.Status
+	State         runstate.State
+	Stage         string
+	Percent       float64
+	ChunksTotal   int
+	EmbedsDone    int
+	EmbedsTotal   int
+	RetryCount    int
+	LastError     json.RawMessage
+	CorrelationID uuid.UUID
+	Pages         int
+	Tokens        int64
+	CostUSD       float64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	FinishedAt    *time.Time
 }
 
 const jobInfoSelect = `

@@ -37,16 +37,15 @@ type SearchRequest struct {
 // cover-density rank (keyword) or the RRF score (hybrid). The ranks say where the
 // chunk placed in each list (0 = not in that list).
 type Hit struct {
-	DocumentID  uuid.UUID `json:"document_id"`
-	Filename    string    `json:"filename"`
-	ChunkID     uuid.UUID `json:"chunk_id"`
-	Ord         int       `json:"chunk_ord"`
-	HeadingPath []string  `json:"heading_path"`
-	PageStart   int       `json:"page_start,omitempty"`
-	PageEnd     int       `json:"page_end,omitempty"`
-	Score       float64   `json:"score"`
-	Text        string    `json:"text"`
-	// The ranks keep the names the CLI's direct `search --json` has always printed.
+	DocumentID  uuid.UUID
+	Filename    string
+	ChunkID     uuid.UUID
+	Ord         int
+	HeadingPath []string
+	PageStart   int
+	PageEnd     int
+	Score       float64
+	Text        string
 	VectorRank  int
 	KeywordRank int
 }

@@ -336,24 +336,42 @@ func (c *Client) Document(ctx context.Context, id string) (apitypes.Document, er
 	return d, c.getJSON(ctx, "/v1/documents/"+url.PathEscape(id), &d)
 }
 
+// DocumentsQuery selects a page of documents for DocumentsPage.
+type DocumentsQuery struct {
+	Limit  int    // page size, 1-500 (0: the server's default, 50)
+	Cursor string // NextCursor of the previous page
+}
+
+// DocumentsPage is one page of GET /v1/documents, newest first, and the cursor of
+// the next page ("" on the last).
+func (c *Client) DocumentsPage(ctx context.Context, q DocumentsQuery) ([]apitypes.Document, string, error) {
+	v := url.Values{}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	path := "/v1/documents"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var page apitypes.DocumentList
+	err := c.getJSON(ctx, path, &page)
+	return page.Items, page.NextCursor, err
+}
+
 // Documents is GET /v1/documents, every page, newest first.
 func (c *Client) Documents(ctx context.Context) ([]apitypes.Document, error) {
 	var all []apitypes.Document
-	cursor := ""
+	q := DocumentsQuery{Limit: 500}
 	for {
-		q := url.Values{"limit": {"500"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page apitypes.DocumentList
-		if err := c.getJSON(ctx, "/v1/documents?"+q.Encode(), &page); err != nil {
+		items, next, err := c.DocumentsPage(ctx, q)
+		all = append(all, items...)
+		if err != nil || next == "" || len(items) == 0 {
 			return all, err
 		}
-		all = append(all, page.Items...)
-		if page.NextCursor == "" || len(page.Items) == 0 {
-			return all, nil
-		}
-		cursor = page.NextCursor
+		q.Cursor = next
 	}
 }
 

@@ -6,34 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
-
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/docpipe/docpipe/internal/api/apitypes"
 	"github.com/docpipe/docpipe/internal/runstate"
 )
 
-// IngestOptions tunes Ingest; the zero value uploads, waits for every
-// document and prints progress lines (or bars on a terminal) and a table to w.
-type IngestOptions struct {
+// Uploader is the body of `docpipe ingest`: it sends files to docpipe a few at a time
+// (Backend.Upload: through the API, streamed with their sha256 declared so the server
+// verifies the bytes, or straight into the pipeline for --direct) and follows every
+// document (Backend.Document) to a final status unless NoWait, showing progress as it
+// goes: on a terminal a bar per file with the bytes sent, then the pipeline stage and
+// percent; otherwise a line per change. It ends with a summary table (file, document,
+// status, pages, chunks, tokens, cost, note) or JSON.
+type Uploader struct {
+	Backend Backend
+	// Out receives the summary table, or with JSON one JSON array of FileResult.
+	Out io.Writer
+	// Progress receives the bars or progress lines (nil: Out, or nothing with JSON).
+	// Bars are drawn only when it is a terminal (*os.File), else a line per change.
+	Progress io.Writer
+	// JSON prints the summary as JSON.
+	JSON bool
 	// NoWait returns right after the uploads (the table shows the queued status).
 	NoWait bool
-	// JSON prints one JSON array instead of the table (and no progress unless
-	// Progress is set).
-	JSON bool
-	// Progress receives the bars or progress lines (nil: w). Bars are drawn only when
-	// it is a terminal (*os.File), else a line per status change.
-	Progress io.Writer
-	// NoBars forces progress lines even on a terminal.
+	// NoBars draws progress lines even on a terminal.
 	NoBars bool
 	// Timeout gives up waiting for the documents after this long (0: 30 minutes).
 	Timeout time.Duration
@@ -43,8 +47,8 @@ type IngestOptions struct {
 	Parallel int
 }
 
-// IngestResult is one file's outcome (the --json output is a list of them).
-type IngestResult struct {
+// FileResult is one file's outcome (the --json output is a list of them).
+type FileResult struct {
 	File      string             `json:"file"`
 	Duplicate bool               `json:"duplicate"`
 	Error     string             `json:"error,omitempty"`
@@ -52,166 +56,145 @@ type IngestResult struct {
 	Document  *apitypes.Document `json:"document,omitempty"`
 }
 
-// ingestRow is the live state of one file while it is uploaded and processed.
-type ingestRow struct {
-	file     string
-	name     string
-	sent     int64
-	size     int64
-	uploaded bool
-	fetched  bool // the document was read after the upload (for its counts)
-	dup      bool
-	doc      apitypes.Document
-	err      error
-	bar      *mpb.Bar
-	label    atomic.Pointer[string] // what the bar shows; read by mpb without mu
-	shown    string
+// OK reports whether the file's document completed (duplicates of an earlier completed
+// upload count as complete) or, with noWait, was accepted.
+func (r FileResult) OK(noWait bool) bool {
+	if r.Document == nil || (r.Error != "" && !noWait) {
+		return false
+	}
+	switch s := r.Document.Status; {
+	case s == runstate.Complete || s == runstate.Duplicate:
+		return true
+	case noWait:
+		return !s.Terminal()
+	}
+	return false
 }
 
-// relabel recomputes what the row's bar shows (with mu held).
-func (r *ingestRow) relabel() {
-	s := r.phase()
-	r.label.Store(&s)
-}
-
-// following: the row's document is still to be read (with mu held).
-func (r *ingestRow) following(noWait bool) bool {
-	return r.uploaded && r.err == nil && (!r.fetched || (!noWait && !r.doc.Status.Terminal()))
-}
-
-func (r *ingestRow) done() bool {
-	return r.err != nil || (r.uploaded && (r.doc.Status == "" || r.doc.Status.Terminal()))
-}
-
-// Ingest uploads files through the API (POST /v1/documents, sha256 declared so
-// the server verifies the bytes), then follows every document (GET /v1/documents/{id})
-// to a final status unless opts.NoWait: on a terminal a bar per file shows the bytes
-// sent and then the pipeline stage and percent; otherwise a line per change. It ends
-// with a summary table (file, document, status, pages, chunks, tokens, cost, error) or
-// JSON on w and returns how many files did not complete (duplicates of an earlier
-// completed upload count as complete). err is for the run as a whole, not for single
-// files: ctx's error when it ends first (the table then shows where each file got
-// to; the server keeps processing what was uploaded), a timeout, or the credential
-// rejected (a *Problem with status 401).
-func Ingest(ctx context.Context, c *Client, files []string, w io.Writer, opts IngestOptions) (failed int, err error) {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Minute
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = 500 * time.Millisecond
-	}
-	if opts.Parallel <= 0 {
-		opts.Parallel = 4
-	}
-	pw := opts.Progress
-	switch {
-	case pw == nil && opts.JSON:
-		pw = io.Discard // nothing but the JSON on w
-	case pw == nil:
-		pw = w
-	}
-	rows := make([]*ingestRow, len(files))
-	width := 0
+// Run uploads files, follows them and prints the summary; it returns how many files
+// did not complete (FileResult.OK). err is for the run as a whole, not for single
+// files: ctx's error when it ends first (the table then shows where each file got to;
+// what was uploaded keeps processing), a timeout, or the credential rejected (a
+// *Problem with status 401 or 403).
+func (u Uploader) Run(ctx context.Context, files []string) (failed int, err error) {
+	u.defaults()
+	s := &session{u: u, rows: make([]*fileRow, len(files))}
 	for i, f := range files {
-		rows[i] = &ingestRow{file: f, name: filepath.Base(f)}
-		width = max(width, len(rows[i].name))
+		s.rows[i] = &fileRow{file: f, name: filepath.Base(f)}
 	}
-	width = min(width, 40)
+	s.display = newDisplay(ctx, u.progressWriter(), s.rows, u.NoBars, u.NoWait)
 
-	var mu sync.Mutex // guards rows and the progress lines
-	var prog *mpb.Progress
-	if f, ok := pw.(*os.File); ok && isTerminal(f) && !opts.NoBars {
-		prog = mpb.NewWithContext(ctx, mpb.WithOutput(f), mpb.WithWidth(30))
-		for _, r := range rows {
-			r.bar = prog.AddBar(0,
-				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-*.*s", width, width, r.name))),
-				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
-					if l := r.label.Load(); l != nil {
-						return " " + *l
-					}
-					return ""
-				})))
-			r.relabel()
-		}
-	}
-	line := func(r *ingestRow, s string) { // with mu held
-		r.relabel()
-		if r.bar == nil && s != r.shown {
-			r.shown = s
-			fmt.Fprintf(pw, "%-*s  %s\n", width, r.name, s)
-		}
-	}
-	finish := func(r *ingestRow) { // with mu held: the row reached its end
-		r.relabel()
-		if r.bar == nil {
-			return
-		}
-		if r.err == nil && (r.doc.Status == runstate.Complete || r.doc.Status == runstate.Duplicate || opts.NoWait) {
-			r.bar.SetTotal(100, true)
-		} else {
-			r.bar.Abort(false)
-		}
-	}
-
-	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	wctx, cancel := context.WithTimeout(ctx, u.Timeout)
 	defer cancel()
+	uploadsDone := s.uploadAll(wctx)
+	waitErr := s.follow(ctx, wctx, uploadsDone)
+	if waitErr != nil {
+		// Let the uploads see the cancellation and end before the rows are read.
+		<-uploadsDone
+		s.finishOpen()
+	}
+	s.display.wait()
 
-	// Uploads, a few at a time; each bar counts bytes.
+	results, failed, authErr := s.results()
+	if err := u.print(results); err != nil {
+		return failed, err
+	}
+	if waitErr == nil {
+		waitErr = authErr
+	}
+	return failed, waitErr
+}
+
+func (u *Uploader) defaults() {
+	if u.Timeout <= 0 {
+		u.Timeout = 30 * time.Minute
+	}
+	if u.Poll <= 0 {
+		u.Poll = 500 * time.Millisecond
+	}
+	if u.Parallel <= 0 {
+		u.Parallel = 4
+	}
+}
+
+func (u Uploader) progressWriter() io.Writer {
+	switch {
+	case u.Progress != nil:
+		return u.Progress
+	case u.JSON:
+		return io.Discard // nothing but the JSON on Out
+	}
+	return u.Out
+}
+
+// session is one Run: the files' rows and what shows them.
+type session struct {
+	u       Uploader
+	mu      sync.Mutex // guards rows and the display
+	rows    []*fileRow
+	display *display
+}
+
+// uploadAll starts the uploads, Parallel at a time; the channel closes when all ended.
+func (s *session) uploadAll(ctx context.Context) <-chan struct{} {
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, opts.Parallel)
-	for _, r := range rows {
+	sem := make(chan struct{}, s.u.Parallel)
+	for _, r := range s.rows {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
-			case <-wctx.Done():
-				mu.Lock()
-				r.err = wctx.Err()
-				finish(r)
-				mu.Unlock()
+			case <-ctx.Done():
+				s.mu.Lock()
+				r.err = ctx.Err()
+				s.display.finish(r)
+				s.mu.Unlock()
 				return
 			}
-			res, err := c.Upload(wctx, r.file, func(sent, total int64) {
-				mu.Lock()
-				r.sent, r.size = sent, total
-				r.relabel()
-				mu.Unlock()
-				if r.bar != nil {
-					r.bar.SetTotal(max(total, 1), false)
-					r.bar.SetCurrent(sent)
-				}
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				r.err = err
-				line(r, "upload failed: "+err.Error())
-				finish(r)
-				return
-			}
-			r.uploaded, r.dup = true, res.Duplicate
-			r.doc.ID, r.doc.Status, r.doc.Bytes, r.doc.Filename = res.DocumentID, res.Status, res.Bytes, res.Filename
-			note := ""
-			if res.Duplicate {
-				note = " (already uploaded: the existing document)"
-			}
-			line(r, fmt.Sprintf("uploaded %d bytes%s", res.Bytes, note))
-			if r.bar != nil {
-				r.bar.SetTotal(100, false)
-				r.bar.SetCurrent(0)
-			}
-			if opts.NoWait || res.Status.Terminal() {
-				finish(r)
-			}
+			s.upload(ctx, r)
 		}()
 	}
-	uploadsDone := make(chan struct{})
-	go func() { wg.Wait(); close(uploadsDone) }()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
 
-	// Follow the uploaded documents until every one has ended.
-	var waitErr error
+// upload sends one file; its bar counts the bytes.
+func (s *session) upload(ctx context.Context, r *fileRow) {
+	res, err := s.u.Backend.Upload(ctx, r.file, func(sent, total int64) {
+		s.mu.Lock()
+		r.sent, r.size = sent, total
+		r.relabel()
+		s.mu.Unlock()
+		s.display.bytes(r, sent, total)
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		r.err = err
+		s.display.line(r, "upload failed: "+err.Error())
+		s.display.finish(r)
+		return
+	}
+	r.uploaded, r.dup = true, res.Duplicate
+	r.doc.ID, r.doc.Status, r.doc.Bytes, r.doc.Filename = res.DocumentID, res.Status, res.Bytes, res.Filename
+	note := ""
+	if res.Duplicate {
+		note = " (already uploaded: the existing document)"
+	}
+	s.display.line(r, fmt.Sprintf("uploaded %d bytes%s", res.Bytes, note))
+	s.display.percent(r, 0)
+	if s.u.NoWait || res.Status.Terminal() {
+		s.display.finish(r)
+	}
+}
+
+// follow reads the uploaded documents every Poll until each has ended (or, with
+// NoWait, been read once) and the uploads are done; it returns wctx's end (ctx's
+// error, or a timeout) if that comes first.
+func (s *session) follow(ctx, wctx context.Context, uploadsDone <-chan struct{}) error {
 	for {
 		allUploaded := false
 		select {
@@ -219,80 +202,89 @@ func Ingest(ctx context.Context, c *Client, files []string, w io.Writer, opts In
 			allUploaded = true
 		default:
 		}
-		mu.Lock()
-		var open []*ingestRow
-		for _, r := range rows {
-			if r.following(opts.NoWait) {
-				open = append(open, r)
-			}
-		}
-		mu.Unlock()
+		open := s.open()
 		if allUploaded && len(open) == 0 {
-			break
+			return nil
 		}
-		still := 0
-		for _, r := range open {
-			d, err := c.Document(wctx, r.doc.ID.String())
-			mu.Lock()
-			switch {
-			case err == nil:
-				r.doc, r.fetched = d, true
-				if r.bar != nil && d.Percent >= 0 {
-					r.bar.SetCurrent(int64(d.Percent))
-				}
-				line(r, fmt.Sprintf("%s %.0f%%", d.Status, max(d.Percent, 0)))
-				if d.Status.Terminal() || opts.NoWait {
-					finish(r)
-				}
-			case wctx.Err() == nil:
-				r.err = err
-				line(r, "status failed: "+err.Error())
-				finish(r)
-			}
-			if r.following(opts.NoWait) {
-				still++
-			}
-			mu.Unlock()
+		if still := s.read(wctx, open); allUploaded && still == 0 && wctx.Err() == nil {
+			return nil
 		}
-		if allUploaded && still == 0 && wctx.Err() == nil {
-			break
-		}
-		t := time.NewTimer(opts.Poll)
+		t := time.NewTimer(s.u.Poll)
 		select {
 		case <-wctx.Done():
 			t.Stop()
 		case <-t.C:
 		}
-		if wctx.Err() != nil {
-			waitErr = wctx.Err()
-			if ctx.Err() == nil && errors.Is(waitErr, context.DeadlineExceeded) {
-				waitErr = fmt.Errorf("documents still running after %s", opts.Timeout)
+		if err := wctx.Err(); err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("documents still running after %s", s.u.Timeout)
 			}
-			break
+			return err
 		}
 	}
-	if waitErr != nil {
-		// Let the uploads see the cancellation and end before the rows are read.
-		<-uploadsDone
-		mu.Lock()
-		for _, r := range rows {
-			if !r.done() {
-				finish(r)
-			}
-		}
-		mu.Unlock()
-	}
-	if prog != nil {
-		prog.Wait()
-	}
+}
 
-	var authErr error // a rejected credential fails the run, not just the file
-	results := make([]IngestResult, len(rows))
-	for i, r := range rows {
-		if s := StatusOf(r.err); authErr == nil && (s == http.StatusUnauthorized || s == http.StatusForbidden) {
+// open lists the rows whose document is still to be read.
+func (s *session) open() []*fileRow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var open []*fileRow
+	for _, r := range s.rows {
+		if r.following(s.u.NoWait) {
+			open = append(open, r)
+		}
+	}
+	return open
+}
+
+// read reads each open row's document once and returns how many still need reading.
+func (s *session) read(ctx context.Context, open []*fileRow) (still int) {
+	for _, r := range open {
+		d, err := s.u.Backend.Document(ctx, r.doc.ID.String())
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			r.doc, r.fetched = d, true
+			if d.Percent >= 0 {
+				s.display.percent(r, d.Percent)
+			}
+			s.display.line(r, fmt.Sprintf("%s %.0f%%", d.Status, max(d.Percent, 0)))
+			if d.Status.Terminal() || s.u.NoWait {
+				s.display.finish(r)
+			}
+		case ctx.Err() == nil:
+			r.err = err
+			s.display.line(r, "status failed: "+err.Error())
+			s.display.finish(r)
+		}
+		if r.following(s.u.NoWait) {
+			still++
+		}
+		s.mu.Unlock()
+	}
+	return still
+}
+
+// finishOpen ends the display of every row that has not ended (the run was cut short).
+func (s *session) finishOpen() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rows {
+		if !r.done() {
+			s.display.finish(r)
+		}
+	}
+}
+
+// results is each file's outcome, how many did not complete, and a rejected
+// credential (which fails the run, not just the file).
+func (s *session) results() (results []FileResult, failed int, authErr error) {
+	results = make([]FileResult, len(s.rows))
+	for i, r := range s.rows {
+		if st := StatusOf(r.err); authErr == nil && (st == http.StatusUnauthorized || st == http.StatusForbidden) {
 			authErr = r.err
 		}
-		res := IngestResult{File: r.file, Duplicate: r.dup}
+		res := FileResult{File: r.file, Duplicate: r.dup}
 		switch {
 		case r.err != nil:
 			res.Error = r.err.Error()
@@ -309,75 +301,22 @@ func Ingest(ctx context.Context, c *Client, files []string, w io.Writer, opts In
 				res.Error, res.Code = j.LastError.Message, j.LastError.Code
 			}
 		}
-		if !apiIngestOK(res, opts.NoWait) {
+		if !res.OK(s.u.NoWait) {
 			failed++
 		}
 		results[i] = res
 	}
-	if opts.JSON {
-		enc := json.NewEncoder(w)
+	return results, failed, authErr
+}
+
+// print writes the summary: JSON, or the table.
+func (u Uploader) print(results []FileResult) error {
+	if u.JSON {
+		enc := json.NewEncoder(u.Out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
-			return failed, err
-		}
-	} else if err := printAPIIngestSummary(w, results, opts.NoWait); err != nil {
-		return failed, err
+		return enc.Encode(results)
 	}
-	if waitErr == nil {
-		waitErr = authErr
-	}
-	return failed, waitErr
-}
-
-// apiIngestOK: the file's document completed (or, with noWait, was accepted).
-func apiIngestOK(r IngestResult, noWait bool) bool {
-	if r.Document == nil || (r.Error != "" && !noWait) {
-		return false
-	}
-	switch s := r.Document.Status; {
-	case s == runstate.Complete || s == runstate.Duplicate:
-		return true
-	case noWait:
-		return !s.Terminal()
-	}
-	return false
-}
-
-// phase is what a bar shows after the bytes: uploading, then the pipeline status.
-func (r *ingestRow) phase() string {
-	switch {
-	case r.err != nil:
-		var p *Problem
-		if errors.As(r.err, &p) && p.Code != "" {
-			return "failed: " + p.Code
-		}
-		return "failed"
-	case !r.uploaded:
-		if r.size == 0 {
-			return "waiting to upload"
-		}
-		return fmt.Sprintf("uploading %s/%s", humanBytes(r.sent), humanBytes(r.size))
-	case r.dup && r.doc.Status.Terminal():
-		return string(r.doc.Status) + " (already uploaded)"
-	case r.doc.Percent >= 0 && !r.doc.Status.Terminal():
-		return fmt.Sprintf("%s %.0f%%", r.doc.Status, r.doc.Percent)
-	}
-	return string(r.doc.Status)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// printAPIIngestSummary prints the table of an API ingest, in the style of direct
-// mode's printIngestSummary.
-func printAPIIngestSummary(w io.Writer, results []IngestResult, noWait bool) error {
+	w := u.Out
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tDOCUMENT\tSTATUS\tPAGES\tCHUNKS\tTOKENS\tCOST (USD)\tNOTE")
@@ -401,7 +340,7 @@ func printAPIIngestSummary(w io.Writer, results []IngestResult, noWait bool) err
 		}
 		if r.Error != "" {
 			note = strings.TrimSpace(strings.TrimPrefix(r.Code+": "+oneLine(r.Error), ": "))
-		} else if noWait && !d.Status.Terminal() {
+		} else if u.NoWait && !d.Status.Terminal() {
 			note = strings.TrimSpace(note + " queued; docpipe status " + d.ID.String())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.6f\t%s\n", r.File, d.ID, d.Status, d.Pages, d.Chunks, tok, usd, note)
@@ -416,7 +355,31 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// ExpandPaths is the files named by args: each file, and every regular file under each
+// folder (hidden ones left out).
+func ExpandPaths(args []string) ([]string, error) {
+	var files []string
+	for _, p := range args {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() && d.Name()[0] != '.' {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
 }
