@@ -1,7 +1,9 @@
-// Package devenv runs a private PostgreSQL cluster in a folder of its own (initdb +
-// pg_ctl, its own port and unix socket), for tests, benchmarks and `docpipe dev`.
-// PostgreSQL refuses to run as root, so when the caller is root the server programs
-// run as the "postgres" OS user.
+// Package devenv is docpipe's development environment. Cluster runs a private
+// PostgreSQL cluster in a folder of its own (initdb + pg_ctl, its own port and unix
+// socket), for tests, benchmarks and `docpipe dev`; PostgreSQL refuses to run as
+// root, so when the caller is root the server programs run as the "postgres" OS user.
+// Run is `docpipe dev`: that cluster, the external services' twins, the API and its
+// workers, and the samples ingested through the API.
 package devenv
 
 import (
