@@ -1,6 +1,9 @@
 // Package bench measures the pipeline end to end: a worker process (the real
 // `docpipe worker`) drains documents submitted to a fresh database, and the run reports
-// wall time, documents/s, chunks/s and the worker's peak RSS.
+// wall time, documents/s, chunks/s and the worker's peak RSS. A Suite runs workloads
+// several times (plain and observed, interleaved), Throughput and RunAPI measure the
+// embedding limits and the HTTP API under load, and report.go prints what
+// `docpipe bench` shows; the command only parses flags and starts the cluster.
 package bench
 
 import (
