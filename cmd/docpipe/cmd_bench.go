@@ -11,20 +11,8 @@ import (
 	"github.com/docpipe/docpipe/internal/devenv"
 )
 
-func benchCmd() *cobra.Command {
-	var (
-		runs, small   int
-		pdfPath       string
-		adminURL      string
-		clusterDir    string
-		clusterPort   int
-		workerEnvFlag []string
-		observe       bool
-	)
-	c := &cobra.Command{
-		Use:   "bench",
-		Short: "Benchmark the pipeline end to end (local parser and embedder, one worker process)",
-		Long: `bench runs two workloads, each --runs times in a fresh database with a fresh
+// benchLong is `docpipe bench --help`.
+const benchLong = `bench runs two workloads, each --runs times in a fresh database with a fresh
 'docpipe worker' process, and prints the median: the large PDF (default the 232-page
 Medicare Evidence of Coverage from testdata/corpus) and --small generated one-page PDFs.
 It reports end-to-end time (first submit to last document complete), documents/s,
@@ -43,7 +31,22 @@ polls (dashboard.PollPaths every dashboard.PollInterval) with an admin API key, 
 round before the first submit (the page is already open) to the last completion. It
 prints both medians, "observed vs plain: +x.x%" per workload, the median of the run
 pairs, CPU per process and the scrape and request counts, and fails if any of those
-requests failed.`,
+requests failed.`
+
+func benchCmd() *cobra.Command {
+	var (
+		runs, small   int
+		pdfPath       string
+		adminURL      string
+		clusterDir    string
+		clusterPort   int
+		workerEnvFlag []string
+		observe       bool
+	)
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark the pipeline end to end (local parser and embedder, one worker process)",
+		Long:  benchLong,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := benchOptions(cmd, adminURL, clusterDir, clusterPort, workerEnvFlag, true)
 			if err != nil {

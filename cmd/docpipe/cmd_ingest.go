@@ -10,6 +10,21 @@ import (
 	"github.com/docpipe/docpipe/internal/client"
 )
 
+// ingestLong is `docpipe ingest --help`.
+const ingestLong = `With --server (or DOCPIPE_API_URL) ingest uploads each file through the API
+(POST /v1/documents, sha256 verified by the server); without a server (direct mode) it
+stores each file in the configured blob store and creates its document and pipeline
+run, and by default also runs a worker in this process (--no-work leaves the work to
+separately running 'docpipe worker' processes).
+
+Either way it follows every document to a final status unless --no-wait: on a terminal
+a progress bar per file shows the bytes sent, then the pipeline stage and percent;
+otherwise a line per change. Then a summary table (status, pages, chunks, tokens, cost,
+note) or --json (the API's document for each file). Through the API it authenticates
+with --token or DOCPIPE_API_TOKEN (docpipe keys create).
+
+Exit status 1 if any file failed.`
+
 func ingestCmd() *cobra.Command {
 	var (
 		userFlag string
@@ -22,20 +37,8 @@ func ingestCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ingest PATH...",
 		Short: "Upload files (or every file under folders) and wait for the pipeline: through the API with --server, else directly",
-		Long: `With --server (or DOCPIPE_API_URL) ingest uploads each file through the API
-(POST /v1/documents, sha256 verified by the server); without a server (direct mode) it
-stores each file in the configured blob store and creates its document and pipeline
-run, and by default also runs a worker in this process (--no-work leaves the work to
-separately running 'docpipe worker' processes).
-
-Either way it follows every document to a final status unless --no-wait: on a terminal
-a progress bar per file shows the bytes sent, then the pipeline stage and percent;
-otherwise a line per change. Then a summary table (status, pages, chunks, tokens, cost,
-note) or --json (the API's document for each file). Through the API it authenticates
-with --token or DOCPIPE_API_TOKEN (docpipe keys create).
-
-Exit status 1 if any file failed.`,
-		Args: cobra.MinimumNArgs(1),
+		Long:  ingestLong,
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			corrID, err := correlationID(corrFlag)
 			if err != nil {

@@ -16,7 +16,11 @@ import (
 
 func keysCmd() *cobra.Command {
 	c := &cobra.Command{Use: "keys", Short: "Create, list and revoke service API keys for the HTTP API"}
+	c.AddCommand(keysCreateCmd(), keysListCmd(), keysRevokeCmd())
+	return c
+}
 
+func keysCreateCmd() *cobra.Command {
 	var admin bool
 	var user, name string
 	create := &cobra.Command{
@@ -50,7 +54,10 @@ func keysCmd() *cobra.Command {
 	create.Flags().BoolVar(&admin, "admin", false, "the key sees and manages every user's documents")
 	create.Flags().StringVar(&user, "user", "", "user id (UUID) the key acts as (default DOCPIPE_USER_ID; optional with --admin)")
 	create.Flags().StringVar(&name, "name", "", "a name to recognise the key by")
+	return create
+}
 
+func keysListCmd() *cobra.Command {
 	var all bool
 	list := &cobra.Command{
 		Use:   "list",
@@ -65,8 +72,11 @@ func keysCmd() *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&all, "all", false, "include revoked keys")
+	return list
+}
 
-	revoke := &cobra.Command{
+func keysRevokeCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "revoke ID|PREFIX",
 		Short: "Revoke an API key (by id or by the prefix `keys list` shows); it stops working at once",
 		Args:  cobra.ExactArgs(1),
@@ -84,8 +94,6 @@ func keysCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(create, list, revoke)
-	return c
 }
 
 // openKeys connects to the database only (no parser, embedder or store needed).

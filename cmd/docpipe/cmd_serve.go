@@ -92,33 +92,10 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	go func() { defer close(alertsDone); _ = eng.Run(actx) }()
 	defer func() { stopAlerts(); <-alertsDone }()
 
-	apiHandler, err := api.New(api.Deps{
-		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log,
-		Alerts: eng, Budgets: a.opts.Budgets,
-	}, opts)
+	handler, err := a.httpHandler(ctx, opts, m, eng)
 	if err != nil {
 		return err
 	}
-	top := http.NewServeMux()
-	top.Handle("GET /metrics", m.Handler()) // Prometheus text format, no auth (keep it on an internal network)
-	dash := dashboard.Handler()             // the operator page: login, counts, documents, timelines, dead letters, alerts
-	top.Handle("GET /{$}", dash)
-	top.Handle("GET /ui/", dash)
-	top.Handle("/", apiHandler)
-	// River UI for job-level inspection, admin only (Bearer header or the cookie the
-	// dashboard's sign-in sets through POST /v1/session).
-	rui, err := riverui.NewHandler(&riverui.HandlerOpts{
-		Endpoints: riverui.NewEndpoints(a.pipe.River(), nil), Logger: a.log.With("component", "riverui"), Prefix: "/riverui",
-	})
-	if err != nil {
-		return fmt.Errorf("river UI: %w", err)
-	}
-	if err := rui.Start(ctx); err != nil {
-		return fmt.Errorf("river UI: %w", err)
-	}
-	top.Handle("/riverui/", apiHandler.RequireAdmin(rui))
-	top.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
-	handler := http.Handler(top)
 	l := o.listener
 	if l == nil {
 		if l, err = net.Listen("tcp", o.addr); err != nil {
@@ -134,15 +111,60 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 		}
 		defer stopObserve()
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
 	url := "http://" + l.Addr().String()
 	fmt.Fprintf(out, "docpipe API listening on %s (OpenAPI: %s/v1/openapi.json)\n", url, url)
 	a.log.Info("api listening", "addr", l.Addr().String(), "with_worker", o.withWorker)
+	serveErr := a.serveHTTP(ctx, l, handler)
+	if o.withWorker {
+		a.log.Info("stopping workers", "timeout", a.cfg.ShutdownTimeout)
+		if err := a.pipe.Stop(context.Background()); err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
+	a.log.Info("api stopped")
+	return serveErr
+}
 
+// httpHandler is everything `docpipe serve` answers: the API, /metrics, the dashboard
+// and River UI.
+func (a *app) httpHandler(ctx context.Context, opts api.Options, m *metrics.Metrics, eng *alerts.Engine) (http.Handler, error) {
+	apiHandler, err := api.New(api.Deps{
+		Pool: a.pool, Pipe: a.pipe, Store: a.store, Embedder: a.embedder, Log: a.log,
+		Alerts: eng, Budgets: a.opts.Budgets,
+	}, opts)
+	if err != nil {
+		return nil, err
+	}
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", m.Handler()) // Prometheus text format, no auth (keep it on an internal network)
+	dash := dashboard.Handler()             // the operator page: login, counts, documents, timelines, dead letters, alerts
+	top.Handle("GET /{$}", dash)
+	top.Handle("GET /ui/", dash)
+	top.Handle("/", apiHandler)
+	// River UI for job-level inspection, admin only (Bearer header or the cookie the
+	// dashboard's sign-in sets through POST /v1/session).
+	rui, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(a.pipe.River(), nil), Logger: a.log.With("component", "riverui"), Prefix: "/riverui",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river UI: %w", err)
+	}
+	if err := rui.Start(ctx); err != nil {
+		return nil, fmt.Errorf("river UI: %w", err)
+	}
+	top.Handle("/riverui/", apiHandler.RequireAdmin(rui))
+	top.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
+	return top, nil
+}
+
+// serveHTTP serves h on l until ctx ends, then lets running requests finish (up to
+// DOCPIPE_SHUTDOWN_TIMEOUT) and cuts off the rest.
+func (a *app) serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	var serveErr error
@@ -162,12 +184,5 @@ func runServe(ctx context.Context, a *app, o serveOptions, out io.Writer) error 
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	if o.withWorker {
-		a.log.Info("stopping workers", "timeout", a.cfg.ShutdownTimeout)
-		if err := a.pipe.Stop(context.Background()); err != nil && serveErr == nil {
-			serveErr = err
-		}
-	}
-	a.log.Info("api stopped")
 	return serveErr
 }
