@@ -43,6 +43,14 @@ var (
 // AdminURL returns the superuser URL of the test cluster, starting one if needed.
 func AdminURL(t testing.TB) string {
 	t.Helper()
+	u, err := adminURL()
+	if err != nil {
+		t.Fatalf("test database: %v", err)
+	}
+	return u
+}
+
+func adminURL() (string, error) {
 	clusterOnce.Do(func() {
 		if u := os.Getenv(EnvURL); u != "" {
 			clusterURL = u
@@ -50,10 +58,7 @@ func AdminURL(t testing.TB) string {
 		}
 		clusterURL, clusterErr = startShared()
 	})
-	if clusterErr != nil {
-		t.Fatalf("test database: %v", clusterErr)
-	}
-	return clusterURL
+	return clusterURL, clusterErr
 }
 
 func startShared() (string, error) {
@@ -131,4 +136,37 @@ func Must(t testing.TB, err error, what string, args ...any) {
 	if err != nil {
 		t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
 	}
+}
+
+// ForExample is a new, migrated database for a runnable example (an Example function
+// gets no testing.T, so it cannot use Pool): its URL, and drop, which removes it.
+func ForExample(ctx context.Context) (dbURL string, drop func(), err error) {
+	admin, err := adminURL()
+	if err != nil {
+		return "", nil, fmt.Errorf("test database: %w", err)
+	}
+	adminPool, err := pgxpool.New(ctx, admin)
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("example_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := adminPool.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		adminPool.Close()
+		return "", nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	drop = func() {
+		_, _ = adminPool.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		adminPool.Close()
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	if err := db.Migrate(ctx, u.String(), nil); err != nil {
+		drop()
+		return "", nil, fmt.Errorf("migrate %s: %w", name, err)
+	}
+	return u.String(), drop, nil
 }
