@@ -108,7 +108,7 @@ func NextPage(cursor string, limit int) (Page, error) {
 }
 
 // ErrBadCursor is returned by NextPage for a cursor NextCursor did not make.
-var ErrBadCursor = errors.New("cursor is not a value this API returned")
+var ErrBadCursor = errors.New("not a cursor docpipe made")
 
 // listed rows can continue a listing: their keyset position.
 type listed interface {

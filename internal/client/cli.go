@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,7 +161,7 @@ func (c CLI) CancelJob(ctx context.Context, id, reason string) error {
 // Search prints the top k chunks for query in mode: vector, keyword or hybrid.
 func (c CLI) Search(ctx context.Context, query string, k int, mode string) error {
 	switch mode {
-	case apitypes.ModeVector, apitypes.ModeKeyword, apitypes.ModeHybrid:
+	case "vector", "keyword", "hybrid":
 	default:
 		return fmt.Errorf("--mode %q: use vector, keyword or hybrid", mode)
 	}
@@ -242,10 +243,17 @@ func printDocument(out io.Writer, d apitypes.Document) {
 	fmt.Fprintf(out, "updated   %s\n", d.UpdatedAt.Format("2006-01-02 15:04:05 MST"))
 }
 
+// printEvents prints an event trail, a line per event, its payload compacted (as the
+// API sends it, whichever backend read it).
 func printEvents(out io.Writer, events []apitypes.Event) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, e := range events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, e.Payload)
+		var payload bytes.Buffer
+		if json.Compact(&payload, e.Payload) != nil {
+			payload.Reset()
+			payload.Write(e.Payload)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("15:04:05.000"), e.Severity, e.Type, e.Stage, e.Code, payload.Bytes())
 	}
 	return tw.Flush()
 }

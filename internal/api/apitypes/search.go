@@ -2,13 +2,6 @@ package apitypes
 
 import "github.com/google/uuid"
 
-// Search modes.
-const (
-	ModeVector  = "vector"  // cosine similarity of embeddings
-	ModeKeyword = "keyword" // Postgres full-text search
-	ModeHybrid  = "hybrid"  // reciprocal-rank fusion of both (the default)
-)
-
 // SearchRequest is the body of POST /v1/search.
 type SearchRequest struct {
 	Query       string   `json:"query" minLength:"1" maxLength:"2000" doc:"What to look for."`
