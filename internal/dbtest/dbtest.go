@@ -15,11 +15,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/peterldowns/pgtestdb"
@@ -43,6 +46,14 @@ var (
 // AdminURL returns the superuser URL of the test cluster, starting one if needed.
 func AdminURL(t testing.TB) string {
 	t.Helper()
+	u, err := adminURL()
+	if err != nil {
+		t.Fatalf("test database: %v", err)
+	}
+	return u
+}
+
+func adminURL() (string, error) {
 	clusterOnce.Do(func() {
 		if u := os.Getenv(EnvURL); u != "" {
 			clusterURL = u
@@ -50,10 +61,50 @@ func AdminURL(t testing.TB) string {
 		}
 		clusterURL, clusterErr = startShared()
 	})
-	if clusterErr != nil {
-		t.Fatalf("test database: %v", clusterErr)
+	return clusterURL, clusterErr
+}
+
+// ExamplePool is Pool for runnable examples, which have no testing.TB: a new,
+// migrated database on the test cluster and a func that closes the pool and drops
+// the database.
+func ExamplePool(ctx context.Context) (*pgxpool.Pool, func(), error) {
+	admin, err := adminURL()
+	if err != nil {
+		return nil, nil, err
 	}
-	return clusterURL
+	name := "docpipe_example_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	adm, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the test cluster: %w", err)
+	}
+	defer adm.Close(ctx)
+	if _, err := adm.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, nil, fmt.Errorf("create example database: %w", err)
+	}
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(dctx, admin); err == nil {
+			_, _ = c.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(dctx)
+		}
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	u.Path = "/" + name
+	if err := db.Migrate(ctx, u.String(), nil); err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("migrate example database: %w", err)
+	}
+	pool, err := db.Open(ctx, u.String(), 10)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); drop() }, nil
 }
 
 func startShared() (string, error) {
