@@ -321,6 +321,8 @@ type unit struct {
 	invErr   error
 	roles    []Role
 	replicas int // how many copies run at once (0 = none)
+	// maxReplicas is how many an autoscaler may run (replicas when nothing scales it).
+	maxReplicas int
 	// initOf is true for what runs to completion before the workload's processes start
 	// (an initContainer, a Render pre-deploy command).
 	initOf     bool
@@ -355,9 +357,9 @@ type envVar struct {
 	Value string
 	// From says where the value comes from, e.g. "ConfigMap docpipe-config".
 	From string
-	// Same identifies the value across processes: two processes see the same value
-	// when Same is equal (for a literal, the value itself; for a reference, what it
-	// refers to: the Secret key, the Render group, the database).
+	// Same identifies a value supplied at deploy time across processes: what it refers
+	// to (the Secret key, the Render group's generated value, the database). Two
+	// processes see the same value when Same is equal; "" compares the values.
 	Same string
 	// Supplied means the value is supplied at deploy time (a Secret, a prompt, a
 	// generated value, a database property), not written in the file.
@@ -374,7 +376,6 @@ type mount struct {
 	// (a ReadWriteMany claim, a compose volume on the one host); "" when each pod,
 	// container or service has its own.
 	Shared string
-	What   string // in words, e.g. "emptyDir scratch", "PersistentVolumeClaim docpipe-data"
 }
 
 // probe is a health check the platform runs against a process.
@@ -390,12 +391,10 @@ type probe struct {
 	Bad string
 }
 
-var errNoDocpipe = errors.New("not the docpipe binary")
-
 // parseArgv resolves a unit's command line against the real command tree.
 func (d *deployRun) parseArgv(u *unit, binary string) {
 	if len(u.argv) == 0 || u.argv[0] != binary {
-		u.invErr = fmt.Errorf("%w: runs %q, and the image's binary is %s", errNoDocpipe, strings.Join(u.argv, " "), binary)
+		u.invErr = fmt.Errorf("runs %q, and the image's binary is %s", strings.Join(u.argv, " "), binary)
 		return
 	}
 	u.inv, u.invErr = d.spec.Command(u.argv[1:])

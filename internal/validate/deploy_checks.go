@@ -26,7 +26,7 @@ type loaded struct {
 	separate string
 	// storageFix says where the blob store is set for this platform.
 	storageFix string
-	// shared (compose) reports whether a literal secret is a local twin's own key, and
+	// twinKey (compose) reports whether a literal secret is a local twin's own key, and
 	// whose; nil where no literal secret is allowed.
 	twinKey func(u *unit, name string) (string, bool)
 	// note adds to the topology check, e.g. services left out by a profile.
@@ -44,7 +44,7 @@ func (d *deployRun) check(ctx context.Context, t target) []Check {
 	case render:
 		l = d.loadRender(t)
 	}
-	if len(l.units) == 0 && Failed(l.checks) > 0 {
+	if len(l.units) == 0 && countFailed(l.checks) > 0 {
 		return l.checks // the files did not load; nothing more to say
 	}
 	// The files first, then each process, then the deployment as a whole.
@@ -69,8 +69,8 @@ func (d *deployRun) check(ctx context.Context, t target) []Check {
 	return checks
 }
 
-// Failed counts the failed checks in cs.
-func Failed(cs []Check) int {
+// countFailed counts the failed checks in cs.
+func countFailed(cs []Check) int {
 	n := 0
 	for _, c := range cs {
 		if !c.OK {
@@ -123,7 +123,7 @@ func (d *deployRun) checkEnv(u *unit) []Check {
 		checks = append(checks, Fail(name, e, "define what the reference names, or remove the reference"))
 	}
 	for _, k := range sortedKeys(u.env) {
-		if _, ok := config.Lookup(k); !ok && k != "PORT" {
+		if _, ok := config.Lookup(k); !ok {
 			checks = append(checks, Fail(name, fmt.Sprintf("sets %s (%s), which is not a docpipe setting: the process ignores it",
 				k, u.env[k].From), "remove it or use the right name (docpipe config docs)"))
 		}
@@ -462,7 +462,7 @@ func (d *deployRun) checkBlobStore(t target, l loaded) Check {
 			"uploads the API stores are missing for the workers (STORAGE_OBJECT_MISSING)")
 	}
 	// local: one filesystem for all, or a volume every copy shares at DOCPIPE_DATA_DIR.
-	if len(us) == 1 && us[0].has(RoleAPI) && us[0].has(RoleWorker) && us[0].replicas <= 1 {
+	if len(us) == 1 && us[0].has(RoleAPI) && us[0].has(RoleWorker) && max(us[0].replicas, us[0].maxReplicas) <= 1 {
 		return Pass(name, us[0].label()+" is the only API and worker, in one process: "+shown(us[0], "DOCPIPE_STORAGE")+" works")
 	}
 	var shared []string

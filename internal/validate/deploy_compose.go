@@ -68,7 +68,7 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 		if df == nil {
 			continue
 		}
-		u := &unit{file: rel, name: "service " + name, workload: name, replicas: s.GetScale(), env: map[string]envVar{},
+		u := &unit{file: rel, name: "service " + name, workload: name, replicas: s.GetScale(), maxReplicas: s.GetScale(), env: map[string]envVar{},
 			grace: 10 * time.Second, graceFrom: "stop_grace_period (not set: 10s)"}
 		if s.StopGracePeriod != nil {
 			u.grace, u.graceFrom = time.Duration(*s.StopGracePeriod), "stop_grace_period"

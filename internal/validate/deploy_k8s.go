@@ -288,7 +288,7 @@ func (d *deployRun) k8sUnits(w *workload, df *dockerfile, configMaps map[string]
 				continue
 			}
 			u := &unit{file: w.file, name: w.id() + " " + kind + " " + c.Name, workload: w.id(), image: c.Image,
-				replicas: w.replicas, initOf: kind == "initContainer", grace: grace, graceFrom: graceFrom,
+				replicas: w.replicas, maxReplicas: w.maxReplicas, initOf: kind == "initContainer", grace: grace, graceFrom: graceFrom,
 				env: map[string]envVar{}, ports: map[string]int{}}
 			argv := c.Command
 			if len(argv) == 0 {

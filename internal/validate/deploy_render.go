@@ -127,8 +127,9 @@ func (d *deployRun) loadRender(t target) loaded {
 		if s.NumInstances != nil {
 			u.replicas = *s.NumInstances
 		}
+		u.maxReplicas = u.replicas
 		if s.Scaling != nil {
-			u.replicas = s.Scaling.MinInstances
+			u.replicas, u.maxReplicas = s.Scaling.MinInstances, s.Scaling.MaxInstances
 		}
 		if s.MaxShutdownDelaySeconds != nil {
 			u.grace, u.graceFrom = time.Duration(*s.MaxShutdownDelaySeconds)*time.Second, "maxShutdownDelaySeconds"
@@ -165,7 +166,7 @@ func (d *deployRun) loadRender(t target) loaded {
 			}
 		}
 		if s.Disk != nil {
-			u.mounts = append(u.mounts, mount{Path: s.Disk.MountPath, What: "disk " + s.Disk.Name})
+			u.mounts = append(u.mounts, mount{Path: s.Disk.MountPath})
 		}
 		if s.Type == "web" {
 			if s.HealthCheckPath != "" {

@@ -111,7 +111,7 @@ func TestDockerfileStagesEnvAndWarmup(t *testing.T) {
 	root := writeFiles(t, map[string]string{"Dockerfile": testDockerfile})
 	d := newRun(root)
 	checks := d.checkDockerfile(d.dockerfile(filepath.Join(root, "Dockerfile")))
-	if Failed(checks) != 0 {
+	if countFailed(checks) != 0 {
 		t.Errorf("%+v", checks)
 	}
 	// The warm-up's default cache folder is relative to WORKDIR.
