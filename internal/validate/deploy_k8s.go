@@ -251,17 +251,16 @@ func (d *deployRun) loadKubernetes(t target) loaded {
 			}
 		}
 	}
-	l.storageFix = "in the ConfigMap every API and worker reads, with SUPABASE_URL (or S3_BUCKET, S3_ENDPOINT) there and " +
-		"SUPABASE_SERVICE_ROLE_KEY (or S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) in the Secret; or mount one ReadWriteMany " +
-		"PersistentVolumeClaim at DOCPIPE_DATA_DIR (/data) in every API and worker pod"
+	where := "in the ConfigMap every API and worker reads"
 	for _, u := range l.apps() {
 		if cm := u.envFromConfigMap; cm != "" {
-			l.storageFix = "in ConfigMap " + cm + " (" + configMaps[cm].file + "), with SUPABASE_URL there and SUPABASE_SERVICE_ROLE_KEY in the Secret " +
-				"(or S3_BUCKET and S3_ENDPOINT there and S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY in the Secret); or mount one ReadWriteMany " +
-				"PersistentVolumeClaim at DOCPIPE_DATA_DIR (/data) in every API and worker pod"
+			where = "in ConfigMap " + cm + " (" + configMaps[cm].file + ")"
 			break
 		}
 	}
+	l.storageFix = where + ", with SUPABASE_URL there and SUPABASE_SERVICE_ROLE_KEY in the Secret (or S3_BUCKET and S3_ENDPOINT " +
+		"there and S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY in the Secret); or mount one ReadWriteMany PersistentVolumeClaim at " +
+		"DOCPIPE_DATA_DIR (/data) in every API and worker pod"
 	return l
 }
 

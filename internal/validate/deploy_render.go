@@ -187,12 +187,12 @@ func (d *deployRun) loadRender(t target) loaded {
 			l.units = append(l.units, pre)
 		}
 	}
-	l.storageFix = "in an env group every API and worker service links, with SUPABASE_URL there and SUPABASE_SERVICE_ROLE_KEY (sync: false) " +
-		"in the secrets group (or S3_BUCKET, S3_ENDPOINT and the S3 keys); a Render disk belongs to one service and cannot be shared"
+	where := "in an env group every API and worker service links"
 	if firstGroup != "" {
-		l.storageFix = "in env group " + firstGroup + " (" + rel + "), with SUPABASE_URL there and SUPABASE_SERVICE_ROLE_KEY (sync: false) " +
-			"in the secrets group (or S3_BUCKET, S3_ENDPOINT and the S3 keys); a Render disk belongs to one service and cannot be shared"
+		where = "in env group " + firstGroup + " (" + rel + ")"
 	}
+	l.storageFix = where + ", with SUPABASE_URL there and SUPABASE_SERVICE_ROLE_KEY (sync: false) in the secrets group " +
+		"(or S3_BUCKET, S3_ENDPOINT and the S3 keys); a Render disk belongs to one service and cannot be shared"
 	return l
 }
 
