@@ -273,6 +273,9 @@ func TestValidateDeployCatchesBrokenVariants(t *testing.T) {
 			{file: "docker-compose.yml", old: "  DOCPIPE_LOG_FORMAT: json\n", new: "  DOCPIPE_LOG_FORMAT: json\n  DOCPIPE_JWT_SECRET: ${JWT_SECRET}\n"},
 			{file: ".env", old: "", new: ""}}, // written below
 			check: "docker-compose.yml: secrets not inline"},
+		{name: "compose secret from the shell is fine", target: "docker-compose.yml", pass: true, edits: []edit{
+			{file: "docker-compose.yml", old: "  DOCPIPE_LOG_FORMAT: json\n", new: "  DOCPIPE_LOG_FORMAT: json\n  DOCPIPE_JWT_SECRET: ${JWT_SECRET}\n"}},
+			check: "docker-compose.yml: files"},
 		{name: "compose unset interpolation", target: "docker-compose.yml", edits: []edit{{file: "docker-compose.yml", old: "  DOCPIPE_LOG_FORMAT: json\n", new: "  DOCPIPE_LOG_FORMAT: json\n  DOCPIPE_LOG_LEVEL: ${LOG_LEVEL}\n"}},
 			check: "docker-compose.yml: files", reason: "interpolates ${LOG_LEVEL}, which is set neither in .env nor with a default"},
 		{name: "compose local store", target: "docker-compose.yml", edits: []edit{{file: "docker-compose.yml", old: "DOCPIPE_STORAGE: supabase", new: "DOCPIPE_STORAGE: local"}},

@@ -103,12 +103,7 @@ func Deploy(ctx context.Context, spec DeploySpec, o DeployOptions) []Check {
 		checks = append(checks, d.check(ctx, t)...)
 	}
 	// Every Dockerfile a target ran (and every one found) gets its own checks once.
-	names := make([]string, 0, len(d.dockerfiles))
-	for name := range d.dockerfiles {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(d.dockerfiles) {
 		checks = append(checks, d.checkDockerfile(d.dockerfiles[name])...)
 	}
 	if len(targets) == 0 && len(d.dockerfiles) == 0 {

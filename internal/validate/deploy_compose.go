@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/docpipe/docpipe/internal/config"
 )
 
 // loadCompose reads a compose file with compose-go, the loader `docker compose` uses:
@@ -33,8 +36,8 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 			return template.SubstituteWithOptions(s, m, template.WithoutLogging,
 				template.WithReplacementFunction(func(sub string, m template.Mapping, cfg *template.Config) (string, error) {
 					v, applied, err := template.DefaultReplacementAppliedFunc(sub, m, cfg)
-					if err == nil && !applied && !slices.Contains(unset, sub) {
-						unset = append(unset, sub)
+					if name := strings.Trim(sub, "${}"); err == nil && !applied && !slices.Contains(unset, name) {
+						unset = append(unset, name)
 					}
 					return v, err
 				}))
@@ -48,13 +51,6 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 	}
 	// The same file without interpolation or env_file: which values are written in it.
 	raw, rawErr := loadProject(ctx, file, cli.WithWorkingDirectory(dir), cli.WithInterpolation(false), cli.WithoutEnvironmentResolution)
-	files := Pass(t.name+": files", fmt.Sprintf("%d services loaded by compose-go (interpolation, env_file, depends_on resolved)", len(p.Services)))
-	if len(unset) > 0 {
-		files = Fail(t.name+": files", "interpolates "+strings.Join(unset, ", ")+", which is set neither in .env nor with a default: compose substitutes an empty string",
-			"add the variable to .env next to the compose file, or give it a default: ${NAME:-value}")
-	}
-	l.checks = append(l.checks, files)
-
 	disabled := p.DisabledServiceNames()
 	slices.Sort(disabled)
 	if len(disabled) > 0 {
@@ -62,6 +58,7 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 	}
 
 	byService := map[string]*unit{}
+	supplied := map[string]bool{} // unset variables a secret setting takes from compose's environment
 	for _, name := range sortedKeys(p.Services) {
 		s := p.Services[name]
 		df := d.composeDockerfile(s)
@@ -99,6 +96,12 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 				switch {
 				case rawErr != nil || (rv != nil && !strings.Contains(*rv, "$")):
 					ev.From, ev.Inline, ev.File = "environment in "+rel, true, rel
+				case rv != nil && secretFromShell(k, *rv, unset) != "":
+					// A secret left to the environment docker compose runs in: supplied
+					// at deploy time, like a Kubernetes Secret.
+					shell := secretFromShell(k, *rv, unset)
+					ev = envVar{Value: standIn(k), From: "${" + shell + "} from the environment docker compose runs in", Same: "shell:" + shell, Supplied: true}
+					supplied[shell] = true
 				default:
 					ev.From = "environment in " + rel + ", interpolated"
 				}
@@ -131,11 +134,39 @@ func (d *deployRun) loadCompose(ctx context.Context, t target) loaded {
 		l.units = append(l.units, u)
 	}
 
+	files := Pass(t.name+": files", fmt.Sprintf("%d services loaded by compose-go (interpolation, env_file, depends_on resolved)", len(p.Services)))
+	var missing []string
+	for _, name := range unset {
+		if !supplied[name] {
+			missing = append(missing, "${"+name+"}")
+		}
+	}
+	if len(missing) > 0 {
+		files = Fail(t.name+": files", "interpolates "+strings.Join(missing, ", ")+", which is set neither in .env nor with a default: compose substitutes an empty string",
+			"add the variable to .env next to the compose file, or give it a default: ${NAME:-value}")
+	} else if len(supplied) > 0 {
+		files.Reason += "; secrets left to the environment compose runs in: " + strings.Join(sortedKeys(supplied), ", ")
+	}
+	l.checks = append([]Check{files}, l.checks...)
 	l.checks = append(l.checks, composeOrder(t, p, byService), composePorts(t, p, byService))
 	l.storageFix = "in " + rel + " (every API and worker's environment), with SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY " +
 		"(the mock-storage twin's address and --api-key, or a real project's), or S3_BUCKET and its keys; or mount one named volume at DOCPIPE_DATA_DIR (/data) in every API and worker service"
 	l.twinKey = func(u *unit, name string) (string, bool) { return composeTwinKey(p, byService, u, name) }
 	return l
+}
+
+// shellRef matches a value that is one variable reference, ${NAME} or $NAME.
+var shellRef = regexp.MustCompile(`^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$`)
+
+// secretFromShell returns the variable a secret setting's raw value refers to when
+// that variable is left unset for docker compose's own environment to supply, or "".
+func secretFromShell(key, raw string, unset []string) string {
+	v, ok := config.Lookup(key)
+	m := shellRef.FindStringSubmatch(raw)
+	if !ok || !v.Secret || m == nil || !slices.Contains(unset, m[1]) {
+		return ""
+	}
+	return m[1]
 }
 
 // loadProject runs compose-go's loader on one file.

@@ -226,6 +226,7 @@ func TestComposeEnvironment(t *testing.T) {
       DOCPIPE_LOG_LEVEL: ${LEVEL:-warn}
       DATABASE_URL: postgres://u:p@db:5432/x
       DOCPIPE_PUBLIC_URL: ${PUBLIC_URL}
+      DOCPIPE_JWT_SECRET: ${JWT_SECRET}
     healthcheck:
       test: ["CMD", "/docpipe", "probe", "http://127.0.0.1:8080/readyz"]
   db:
@@ -246,8 +247,12 @@ func TestComposeEnvironment(t *testing.T) {
 	if !u.has(RoleAPI) || !u.has(RoleWorker) || len(u.probes) != 1 || u.probes[0].Port != 8080 || !u.probes[0].Inside {
 		t.Errorf("roles %v, probes %+v", u.roles, u.probes)
 	}
-	if files := l.checks[0]; files.OK || !strings.Contains(files.Reason, "${PUBLIC_URL}") || strings.Contains(files.Reason, "LEVEL") {
+	if files := l.checks[0]; files.OK || !strings.Contains(files.Reason, "${PUBLIC_URL}") || strings.Contains(files.Reason, "LEVEL") || strings.Contains(files.Reason, "JWT") {
 		t.Errorf("files: %+v", files)
+	}
+	// A secret left unset for the environment compose runs in is supplied at deploy time.
+	if jwt := u.env["DOCPIPE_JWT_SECRET"]; !jwt.Supplied || jwt.Inline || jwt.Same != "shell:JWT_SECRET" || len(jwt.Value) < 32 {
+		t.Errorf("DOCPIPE_JWT_SECRET: %+v", jwt)
 	}
 	// One process that is both API and worker may use a local store.
 	if c := d.checkBlobStore(target{name: "compose.yaml"}, loaded{units: []*unit{{name: "x", roles: []Role{RoleAPI, RoleWorker}, replicas: 1, env: map[string]envVar{}}}}); !c.OK {
