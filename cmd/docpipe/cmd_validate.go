@@ -18,6 +18,7 @@ func validateCmd() *cobra.Command {
 	c := &cobra.Command{Use: "validate", Short: "Check configuration, deploy files, a live environment and the schema before deploying"}
 	c.PersistentFlags().Bool("json", false, "print the checks as JSON")
 	c.AddCommand(validateConfigCmd("config"))
+	c.AddCommand(validateDeployCmd())
 	c.AddCommand(validateEnvCmd(), validateDBCmd())
 	return c
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/docpipe/docpipe/internal/auth"
 	"github.com/docpipe/docpipe/internal/chunk"
 	"github.com/docpipe/docpipe/internal/client"
-	"github.com/docpipe/docpipe/internal/db"
 	"github.com/docpipe/docpipe/internal/dbtest"
 	"github.com/docpipe/docpipe/internal/embed"
 	"github.com/docpipe/docpipe/internal/parse"
@@ -75,9 +74,7 @@ func Example_uploadWaitSearch() {
 // temporary folder) and the API on a loopback port, on a new database. It returns the
 // API's URL, an API key for a new user, and what stops it all.
 func startDocpipe(ctx context.Context) (baseURL, apiKey string, stop func()) {
-	dbURL, drop, err := dbtest.ForExample(ctx)
-	check(err)
-	pool, err := db.Open(ctx, dbURL, 10)
+	pool, dropDB, err := dbtest.ExamplePool(ctx)
 	check(err)
 	blobs, err := os.MkdirTemp("", "docpipe-example-blobs-")
 	check(err)
@@ -101,8 +98,7 @@ func startDocpipe(ctx context.Context) (baseURL, apiKey string, stop func()) {
 		srv.Close()
 		_ = pipe.Stop(context.Background())
 		parser.Close()
-		pool.Close()
-		drop()
+		dropDB()
 		os.RemoveAll(blobs)
 	}
 }

@@ -365,6 +365,18 @@ func Lookup(name string) (Var, bool) {
 	return Var{}, false
 }
 
+// Value returns the effective value of the named variable in c, written the way the
+// environment writes it (so it parses back to the same value); ok is false for a name
+// that is not in the schema. `validate deploy` compares processes' settings with it.
+func (c Config) Value(name string) (value string, ok bool) {
+	for _, f := range schema {
+		if f.Name == name {
+			return formatField(f, &c), true
+		}
+	}
+	return "", false
+}
+
 // FromEnv is Load(os.Getenv).
 func FromEnv() (Config, []Problem) { return Load(os.Getenv) }
 

@@ -585,3 +585,25 @@ func TestREADMETableMatchesSchema(t *testing.T) {
 		t.Error("README.md's configuration table differs from the schema: run `make build && bin/docpipe config docs` and paste it into README.md")
 	}
 }
+
+// Value gives the effective value, normalised, so equal settings written differently
+// compare equal (validate deploy relies on it) and unknown names are refused.
+func TestValue(t *testing.T) {
+	a, _ := Load(env(withDB(map[string]string{"DOCPIPE_STORAGE": "Supabase", "DOCPIPE_MAX_UPLOAD_BYTES": "52428800"})))
+	b, _ := Load(env(withDB(nil)))
+	for _, c := range []struct {
+		cfg        Config
+		name, want string
+	}{
+		{a, "DOCPIPE_STORAGE", "supabase"}, {b, "DOCPIPE_STORAGE", "local"},
+		{a, "DOCPIPE_MAX_UPLOAD_BYTES", "50MiB"}, {b, "DOCPIPE_MAX_UPLOAD_BYTES", "50MiB"},
+		{b, "DOCPIPE_SHUTDOWN_TIMEOUT", "30s"}, {b, "DOCPIPE_RETRY_MAX", "5m"},
+	} {
+		if got, ok := c.cfg.Value(c.name); !ok || got != c.want {
+			t.Errorf("Value(%s) = %q, %v; want %q", c.name, got, ok, c.want)
+		}
+	}
+	if _, ok := b.Value("DOCPIPE_NOPE"); ok {
+		t.Error("an unknown name has a value")
+	}
+}

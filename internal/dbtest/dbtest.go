@@ -15,11 +15,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/peterldowns/pgtestdb"
@@ -59,6 +62,49 @@ func adminURL() (string, error) {
 		clusterURL, clusterErr = startShared()
 	})
 	return clusterURL, clusterErr
+}
+
+// ExamplePool is Pool for runnable examples, which have no testing.TB: a new,
+// migrated database on the test cluster and a func that closes the pool and drops
+// the database.
+func ExamplePool(ctx context.Context) (*pgxpool.Pool, func(), error) {
+	admin, err := adminURL()
+	if err != nil {
+		return nil, nil, err
+	}
+	name := "docpipe_example_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	adm, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the test cluster: %w", err)
+	}
+	defer adm.Close(ctx)
+	if _, err := adm.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, nil, fmt.Errorf("create example database: %w", err)
+	}
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(dctx, admin); err == nil {
+			_, _ = c.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(dctx)
+		}
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	u.Path = "/" + name
+	if err := db.Migrate(ctx, u.String(), nil); err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("migrate example database: %w", err)
+	}
+	pool, err := db.Open(ctx, u.String(), 10)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); drop() }, nil
 }
 
 func startShared() (string, error) {
@@ -136,37 +182,4 @@ func Must(t testing.TB, err error, what string, args ...any) {
 	if err != nil {
 		t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
 	}
-}
-
-// ForExample is a new, migrated database for a runnable example (an Example function
-// gets no testing.T, so it cannot use Pool): its URL, and drop, which removes it.
-func ForExample(ctx context.Context) (dbURL string, drop func(), err error) {
-	admin, err := adminURL()
-	if err != nil {
-		return "", nil, fmt.Errorf("test database: %w", err)
-	}
-	adminPool, err := pgxpool.New(ctx, admin)
-	if err != nil {
-		return "", nil, err
-	}
-	name := fmt.Sprintf("example_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := adminPool.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		adminPool.Close()
-		return "", nil, fmt.Errorf("create %s: %w", name, err)
-	}
-	drop = func() {
-		_, _ = adminPool.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		adminPool.Close()
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		drop()
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	if err := db.Migrate(ctx, u.String(), nil); err != nil {
-		drop()
-		return "", nil, fmt.Errorf("migrate %s: %w", name, err)
-	}
-	return u.String(), drop, nil
 }
