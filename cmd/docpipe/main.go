@@ -89,7 +89,8 @@ type app struct {
 	pool  *pgxpool.Pool
 	pipe  *pipeline.Pipeline
 	store storage.Store
-	// deps and opts built pipe; extraPipeline makes another River client from them.
+	// deps and opts built pipe; `docpipe dev` makes its extra workers (more River
+	// clients) from them (devProcess.Serve).
 	deps     pipeline.Deps
 	opts     pipeline.Options
 	parser   *parse.Local
