@@ -1,8 +1,12 @@
-// Package client is a small typed client for docpipe's HTTP API (docs/API.md), used
-// by the CLI in API mode and by `docpipe dev`.
+// Package client is a small typed client for docpipe's HTTP API (docs/API.md), on
+// the API's wire types (internal/api/apitypes), never the server. Every method returns
+// a *Problem for an RFC 9457 error answer (branch on its Code), and retries a 429
+// after its Retry-After a few times (MaxRetries) before giving up.
 //
-// Every method returns a *Problem for an RFC 9457 error answer (branch on its Code), and
-// retries a 429 after its Retry-After a few times (MaxRetries) before giving up.
+// It also holds the bodies of the CLI's client commands, written against Backend,
+// which *Client implements through the API and internal/client/direct on the
+// database: Uploader (`docpipe ingest`, also `docpipe dev`'s samples) and CLI
+// (`status`, `jobs`, `search`).
 package client
 
 import (
