@@ -66,9 +66,10 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 
 // Unavailable reports whether err means the database could not be reached or is not
 // taking work right now, so the same request may well succeed in a few seconds: a
-// refused or lost connection, the server shutting down, crashing or starting
-// (SQLSTATE 57P01-57P03), too many connections (53300), any connection exception
-// (class 08), or a network error.
+// refused, lost or already closed connection (a pooled connection that a restart
+// killed), the server shutting down, crashing or starting (SQLSTATE 57P01-57P03),
+// too many connections (53300), any connection exception (class 08), or a network
+// error.
 func Unavailable(err error) bool {
 	if err == nil {
 		return false
@@ -84,7 +85,7 @@ func Unavailable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
