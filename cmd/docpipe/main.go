@@ -48,7 +48,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	addAPIFlags(root)
-	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd(), validateCmd())
+	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd(), validateCmd(), chaosCmd())
 	return root
 }
 
