@@ -77,6 +77,7 @@ Worker settings come from the environment (DOCPIPE_*), e.g. DOCPIPE_RESCUE_AFTER
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the set's bytes and of the faults")
 	f.DurationVar(&o.SettleTimeout, "settle-timeout", 5*time.Minute, "longest wait for every run to end after the last fault")
 	f.BoolVar(&o.Keep, "keep", false, "leave the cluster running and the logs in place for inspection")
+	f.BoolVar(&o.NoReference, "no-reference", false, "skip the fault-free pass (then nothing is compared with it: digests, tokens, pages)")
 	f.StringVar(&o.ClusterDir, "cluster-dir", "", "the private cluster's folder (default: $TMPDIR/docpipe-chaos-pg-PORT)")
 	f.IntVar(&o.ClusterPort, "cluster-port", 54380, "the private cluster's port on 127.0.0.1")
 	f.StringVar(&o.CorpusDir, "corpus", "testdata/corpus", "folder with scan_classic_hmo.pdf and the corrupt-* files")

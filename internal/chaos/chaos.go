@@ -42,6 +42,9 @@ type Options struct {
 	ClusterDir  string
 	ClusterPort int
 	Keep        bool // leave the cluster and the logs for inspection
+	// NoReference skips the fault-free pass: the faulty pass is checked against the
+	// set's expectations only (no digest, token or page comparison).
+	NoReference bool
 	// CorpusDir and SamplesDir hold the fixed documents (testdata/corpus, samples).
 	CorpusDir, SamplesDir string
 	// Env is added to the processes' environment (after the run's own settings).
@@ -96,7 +99,8 @@ type Result struct {
 	Elapsed    time.Duration // the chaos pass, first upload to checks done
 	Reference  time.Duration // the fault-free pass
 	// Settle is the time from the end of the last fault to the last run ending (0
-	// when every run had ended before it).
+	// when every run had ended before it; negative when they had not all ended
+	// within SettleTimeout).
 	Settle   time.Duration
 	Answers  string   // the API's answers to uploads, by status
 	Timeline []string // the faults, in order
@@ -114,8 +118,15 @@ func (r Result) Summary() string {
 	if r.APIKills > 0 {
 		s += fmt.Sprintf(", %d API kills", r.APIKills)
 	}
-	return s + fmt.Sprintf("; %d violations; %.1f s (fault-free pass %.1f s); settled %.1f s after the last fault",
-		len(r.Violations), r.Elapsed.Seconds(), r.Reference.Seconds(), r.Settle.Seconds())
+	settled := fmt.Sprintf("settled %.1f s after the last fault", r.Settle.Seconds())
+	if r.Settle < 0 {
+		settled = "NOT settled after the last fault"
+	}
+	reference := "no fault-free pass"
+	if r.Reference > 0 {
+		reference = fmt.Sprintf("fault-free pass %.1f s", r.Reference.Seconds())
+	}
+	return s + fmt.Sprintf("; %d violations; %.1f s (%s); %s", len(r.Violations), r.Elapsed.Seconds(), reference, settled)
 }
 
 // Report is the summary line, the faults and every violation (grouped by check).
@@ -152,6 +163,27 @@ func (r Result) Report() string {
 	return b.String()
 }
 
+// tally counts how the set's distinct uploads ended.
+func (r *Result) tally(docs []Doc, p pass) {
+	for i, d := range docs {
+		if d.ExactOf >= 0 {
+			continue
+		}
+		if a := p.answers[i].Status; a != http.StatusOK && a != http.StatusAccepted {
+			r.Refused++
+			continue
+		}
+		switch st := runstate.Status(p.states[d.SHA].Status); {
+		case st == runstate.Complete:
+			r.Complete++
+		case st == runstate.Duplicate:
+			r.Duplicates++
+		case st.Failed():
+			r.Failed++
+		}
+	}
+}
+
 // runner holds what both passes share.
 type runner struct {
 	o       Options
@@ -167,9 +199,8 @@ func (r *runner) progress(format string, args ...any) {
 // Run starts the cluster, makes the set, runs it once without faults and once with
 // them, and checks the second against the first. An error means the run could not
 // be carried out; broken guarantees are Result.Violations.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Options) (res Result, err error) {
 	o.defaults()
-	res := Result{}
 	if o.Bin == "" || o.ClusterDir == "" || o.ClusterPort == 0 {
 		return res, errors.New("chaos: Bin, ClusterDir and ClusterPort are required")
 	}
@@ -191,8 +222,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			return
 		}
 		_ = r.cluster.Remove(context.WithoutCancel(ctx))
-		if len(res.Violations) == 0 {
-			_ = os.RemoveAll(r.workDir)
+		if err == nil && len(res.Violations) == 0 {
+			_ = os.RemoveAll(r.workDir) // else the processes' logs stay for the report
 		}
 	}()
 	if o.CacheDir == "" {
@@ -204,52 +235,39 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	r.parser = parse.NewLocal(parse.Options{CacheDir: filepath.Join(o.CacheDir, "wazero"), Workers: 2})
 	defer r.parser.Close()
 
-	r.progress("%d documents; fault-free pass first", len(docs))
-	start := time.Now()
-	ref, err := r.pass(ctx, docs, stackOptions{name: "chaos_reference", workers: o.Workers, seed: o.Seed}, nil)
-	if err != nil {
-		return res, fmt.Errorf("fault-free pass: %w", err)
+	var ref *pass
+	if !o.NoReference {
+		r.progress("%d documents; fault-free pass first", len(docs))
+		start := time.Now()
+		p, err := r.pass(ctx, docs, stackOptions{name: "chaos_reference", workers: o.Workers, seed: o.Seed}, nil)
+		if err != nil {
+			return res, fmt.Errorf("fault-free pass: %w", err)
+		}
+		ref = &p
+		res.Reference = time.Since(start)
+		for _, v := range check(docs, p, nil) {
+			v.Check = "fault-free pass: " + v.Check
+			res.Violations = append(res.Violations, v)
+		}
+		r.progress("fault-free pass done in %.1fs", res.Reference.Seconds())
 	}
-	res.Reference = time.Since(start)
-	for _, v := range check(docs, ref, nil) {
-		v.Check = "fault-free pass: " + v.Check
-		res.Violations = append(res.Violations, v)
-	}
-	r.progress("fault-free pass done in %.1fs; now with faults", res.Reference.Seconds())
+	r.progress("%d documents under faults", len(docs))
 
 	fl := &faultLog{}
-	start = time.Now()
+	start := time.Now()
 	got, err := r.pass(ctx, docs, stackOptions{name: "chaos", faults: true, workers: o.Workers, seed: o.Seed + 1}, fl)
 	if err != nil {
 		return res, fmt.Errorf("chaos pass: %w", err)
 	}
 	res.Elapsed = time.Since(start)
-	res.Violations = append(res.Violations, check(docs, got, &ref)...)
+	res.Violations = append(res.Violations, check(docs, got, ref)...)
 	res.Violations = append(res.Violations, fl.violations...)
 	res.Kills, res.Restarts, res.Outages, res.APIKills = fl.kills, fl.restarts, fl.outages, fl.apiKills
 	res.Timeline = fl.timeline
 	res.Settle = got.settle
 	res.Answers = got.answerSummary
 	res.DBURL = r.cluster.URL("chaos")
-	for i, d := range docs {
-		if d.ExactOf >= 0 {
-			continue
-		}
-		if got.answers[i].Status != http.StatusOK && got.answers[i].Status != http.StatusAccepted {
-			res.Refused++
-			continue
-		}
-		switch got.states[d.SHA].Status {
-		case "complete":
-			res.Complete++
-		case "duplicate":
-			res.Duplicates++
-		default:
-			if strings.HasPrefix(got.states[d.SHA].Status, "failed_") {
-				res.Failed++
-			}
-		}
-	}
+	res.tally(docs, got)
 	return res, nil
 }
 
@@ -283,13 +301,16 @@ func (r *runner) pass(ctx context.Context, docs []Doc, so stackOptions, fl *faul
 	faultsEnd := time.Now()
 	if fl != nil {
 		faultsEnd = fl.last
-		r.progress("%s: uploads answered, faults over; waiting for every run to end", so.name)
+		r.progress("uploads answered, faults over; waiting for every run to end")
 	}
 	settled, err := s.waitSettled(ctx, r.o.SettleTimeout)
 	if err != nil {
 		return p, err
 	}
-	if !settled.IsZero() && settled.After(faultsEnd) {
+	switch {
+	case settled.IsZero():
+		p.settle = -1
+	case settled.After(faultsEnd):
 		p.settle = settled.Sub(faultsEnd)
 	}
 	p.answerSummary = up.summary()
