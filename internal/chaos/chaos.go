@@ -101,11 +101,14 @@ type Result struct {
 	// Settle is the time from the end of the last fault to the last run ending (0
 	// when every run had ended before it; negative when they had not all ended
 	// within SettleTimeout).
-	Settle   time.Duration
-	Answers  string   // the API's answers to uploads, by status
-	Timeline []string // the faults, in order
-	WorkDir  string   // the processes' logs
-	DBURL    string   // the chaos pass's database (left running with Keep)
+	Settle  time.Duration
+	Answers string // the API's answers to uploads, by status
+	// Embedded and Billed are the OpenAI twin's tokens embedded and the tokens
+	// billed to runs: the difference is work redone after kills and restarts.
+	Embedded, Billed int64
+	Timeline         []string // the faults, in order
+	WorkDir          string   // the processes' logs
+	DBURL            string   // the chaos pass's database (left running with Keep)
 }
 
 // Summary is the one-line result.
@@ -134,6 +137,10 @@ func (r Result) Report() string {
 	var b strings.Builder
 	b.WriteString(r.Summary() + "\n")
 	fmt.Fprintf(&b, "upload answers (retries included): %s\n", r.Answers)
+	if r.Billed > 0 {
+		fmt.Fprintf(&b, "embeddings: the OpenAI twin embedded %d tokens, runs were billed %d (%.1f%% embedded again after kills and restarts)\n",
+			r.Embedded, r.Billed, 100*float64(r.Embedded-r.Billed)/float64(r.Billed))
+	}
 	if len(r.Timeline) > 0 {
 		b.WriteString("faults:\n")
 		for _, t := range r.Timeline {
@@ -266,6 +273,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Timeline = fl.timeline
 	res.Settle = got.settle
 	res.Answers = got.answerSummary
+	res.Embedded, res.Billed = got.embedded, got.totals.BilledTokens
 	res.DBURL = r.cluster.URL("chaos")
 	res.tally(docs, got)
 	return res, nil
@@ -314,6 +322,7 @@ func (r *runner) pass(ctx context.Context, docs []Doc, so stackOptions, fl *faul
 		p.settle = settled.Sub(faultsEnd)
 	}
 	p.answerSummary = up.summary()
+	p.embedded = s.oai.Stats().Tokens
 	for _, line := range up.internal {
 		if fl != nil {
 			fl.violate("no 500 from the API", "an upload answered 500: %s", line)

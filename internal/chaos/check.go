@@ -182,6 +182,9 @@ type pass struct {
 	states  map[string]docState
 	totals  totals
 	lpJobs  []lpJob // LlamaParse jobs the twin created
+	// embedded is the tokens the OpenAI twin embedded (answers 200): more than was
+	// billed when a worker died after an answer, before committing its vectors.
+	embedded int64
 	// settle is the time from the end of the last fault to the last run ending.
 	settle        time.Duration
 	answerSummary string

@@ -32,7 +32,6 @@ type stack struct {
 	pool  *pgxpool.Pool
 	lp    *mock.LlamaParseServer
 	oai   *mock.OpenAIServer
-	blobs *mock.StorageServer
 	twins []*http.Server
 	fleet *fleet
 	base  string // the API's URL (fixed port: it is DOCPIPE_PUBLIC_URL)
@@ -97,9 +96,9 @@ func (r *runner) newStack(ctx context.Context, so stackOptions) (*stack, error) 
 		oaiOpts.ErrorRates = map[int]float64{500: 0.1, 503: 0.1, 429: 0.1}
 		blobOpts.ErrorRates = map[int]float64{500: 0.1, 503: 0.1, 429: 0.1}
 	}
-	s.lp, s.oai, s.blobs = mock.NewLlamaParseServer(lpOpts), mock.NewOpenAIServer(oaiOpts), mock.NewStorageServer(blobOpts)
+	s.lp, s.oai = mock.NewLlamaParseServer(lpOpts), mock.NewOpenAIServer(oaiOpts)
 	var urls []string
-	for _, h := range []http.Handler{s.lp, s.oai, s.blobs} {
+	for _, h := range []http.Handler{s.lp, s.oai, mock.NewStorageServer(blobOpts)} {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			s.close()
