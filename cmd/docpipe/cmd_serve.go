@@ -28,7 +28,7 @@ func serveCmd() *cobra.Command {
 		Short: "Serve the HTTP API (/v1, /healthz, /readyz, webhooks) until SIGINT/SIGTERM; --with-worker also runs pipeline workers",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := setup(ctx)
+			a, err := setupService(ctx)
 			if err != nil {
 				return err
 			}

@@ -20,7 +20,7 @@ func workerCmd() *cobra.Command {
 		Short: "Run pipeline workers until SIGINT/SIGTERM (then finish or release in-flight jobs)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := setup(ctx)
+			a, err := setupService(ctx)
 			if err != nil {
 				return err
 			}

@@ -48,7 +48,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	addAPIFlags(root)
-	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd(), validateCmd())
+	root.AddCommand(statusCmd(), configCmd(), migrateCmd(), workerCmd(), ingestCmd(), jobsCmd(), searchCmd(), clusterCmd(), benchCmd(), parseCmd(), mockCmd(), probeCmd(), serveCmd(), keysCmd(), devCmd(), validateCmd(), chaosCmd())
 	return root
 }
 
@@ -194,7 +194,8 @@ func newEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 // triggers a graceful Stop rather than a hard cancel) and what they report; stop
 // ends the reporting (call pipe.Stop for the workers).
 func (a *app) startWorkers(ctx context.Context) (stopObserve func(), err error) {
-	if err := a.pipe.Start(context.WithoutCancel(ctx)); err != nil {
+	// River pings the database at start: a worker started during an outage waits.
+	if err := untilDatabase(ctx, a.log, "start the workers", func() error { return a.pipe.Start(context.WithoutCancel(ctx)) }); err != nil {
 		return nil, err
 	}
 	a.log.Info("worker started", "worker_id", a.pipe.WorkerID(), "concurrency", a.cfg.WorkerConcurrency)

@@ -475,15 +475,34 @@ func scopeOf(ctx context.Context) (catalog.Scope, auth.Principal) {
 	return catalog.UserScope(p.UserID), p
 }
 
-// internal logs err and returns a 500 problem that does not reveal it.
+// internal logs err and returns a problem that does not reveal it: 503 UNAVAILABLE
+// with Retry-After when a dependency is down or overloaded (the database restarting,
+// the blob store answering 5xx or 429), so clients retry; else 500.
 func (s *Server) internal(ctx context.Context, what string, err error) *Problem {
 	reqID, _ := ctx.Value(requestIDKey{}).(string)
 	attrs := []any{"error", err, "request_id", reqID}
 	if id := correlationFrom(ctx); id != uuid.Nil {
 		attrs = append(attrs, "correlation_id", id)
 	}
+	if unavailable(err) {
+		s.log.Warn(what+": a dependency is unavailable", attrs...)
+		return problem(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "%s failed: the database or blob store is unavailable; try again (request %s)",
+			what, reqID).withRetryAfter(unavailableRetry)
+	}
 	s.log.Error(what, attrs...)
 	return problem(http.StatusInternalServerError, apitypes.CodeInternal, "%s failed (request %s)", what, reqID)
+}
+
+// unavailableRetry is the Retry-After of 503s caused by an unavailable dependency:
+// a Postgres restart takes a few seconds.
+const unavailableRetry = 5 * time.Second
+
+// unavailable reports whether err means a dependency could not be reached or asked
+// to be retried, as opposed to a bug: the database unavailable (db.Unavailable), or
+// an error that says it is temporary (a blob store's 5xx or 429).
+func unavailable(err error) bool {
+	var temporary interface{ Temporary() bool }
+	return db.Unavailable(err) || (errors.As(err, &temporary) && temporary.Temporary())
 }
 
 // parseID reads a path id; a malformed id is a 404 (nothing has that id).

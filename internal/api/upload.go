@@ -75,7 +75,7 @@ func (s *Server) registerUpload() {
 	for _, code := range []string{"200", "202"} {
 		op.Responses[code].Headers[apitypes.CorrelationHeader] = correlationResponseHeader()
 	}
-	for _, code := range []int{400, 401, 403, 409, 413, 415, 422, 429, 500} {
+	for _, code := range []int{400, 401, 403, 409, 413, 415, 422, 429, 500, 503} {
 		op.Responses[fmt.Sprint(code)] = &huma.Response{Description: http.StatusText(code),
 			Content: map[string]*huma.MediaType{"application/problem+json": {Schema: errSchema}}}
 	}

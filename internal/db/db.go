@@ -10,14 +10,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" for goose
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -58,6 +62,31 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Host, err)
 	}
 	return pool, nil
+}
+
+// Unavailable reports whether err means the database could not be reached or is not
+// taking work right now, so the same request may well succeed in a few seconds: a
+// refused, lost or already closed connection (a pooled connection that a restart
+// killed), the server shutting down, crashing or starting (SQLSTATE 57P01-57P03),
+// too many connections (53300), any connection exception (class 08), or a network
+// error.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // redact drops the connection string from pgx parse errors (it may hold a password).

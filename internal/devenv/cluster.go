@@ -204,6 +204,18 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash stops the server in immediate mode: every server process quits at once,
+// without a checkpoint, as if the database host lost power; the next Start runs
+// crash recovery. Fault-injection runs (docpipe chaos) use it; with Fsync off
+// (synchronous_commit off) it loses recent commits.
+func (c *Cluster) Crash(ctx context.Context) error {
+	out, err := c.runAs(ctx, "pg_ctl", "stop", "-D", c.DataDir(), "-m", "immediate", "-w", "-t", "60")
+	if err != nil {
+		return fmt.Errorf("devenv: pg_ctl stop -m immediate: %w\n%s", err, out)
+	}
+	return nil
+}
+
 // Remove stops the cluster and deletes its folder.
 func (c *Cluster) Remove(ctx context.Context) error {
 	if err := c.Stop(ctx); err != nil {

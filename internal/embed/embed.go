@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -94,8 +95,16 @@ func (l *Local) one(text string) []float32 {
 		v[0] = 1
 		return v
 	}
+	// Sum in a fixed order: float addition is not associative, and map order would
+	// change the last bits of a bucket from call to call.
+	keys := make([]uint64, 0, len(tf))
+	for h := range tf {
+		keys = append(keys, h)
+	}
+	slices.Sort(keys)
 	acc := make([]float64, l.dims)
-	for h, n := range tf {
+	for _, h := range keys {
+		n := tf[h]
 		w := 1 + math.Log(n)
 		if n < 1 {
 			w = n // a bigram seen once weighs 0.5

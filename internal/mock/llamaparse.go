@@ -264,6 +264,26 @@ func (s *LlamaParseServer) JobStatus(id string) (string, bool) {
 	return j.status, true
 }
 
+// LlamaParseJob is a job the twin created, as a caller can tell it apart.
+type LlamaParseJob struct {
+	ID         string
+	Filename   string
+	WebhookURL string // the caller's webhook URL (docpipe's names its run)
+	Created    time.Time
+}
+
+// Jobs lists every job created, oldest first.
+func (s *LlamaParseServer) Jobs() []LlamaParseJob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]LlamaParseJob, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		out = append(out, LlamaParseJob{ID: j.id, Filename: j.filename, WebhookURL: j.webhookURL, Created: j.created})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out
+}
+
 // api wraps a route with its request counter, the auth check and error
 // injection.
 func (s *LlamaParseServer) api(counter *atomic.Int64, h http.HandlerFunc) http.HandlerFunc {

@@ -173,7 +173,7 @@ func New(d Deps, opts Options) (*Pipeline, error) {
 	}
 	client, err := river.NewClient(riverpgxv5.New(d.Pool), &river.Config{
 		ID:     p.workerID,
-		Logger: slog.New(riverLogHandler{d.Log.With("component", "river").Handler()}),
+		Logger: slog.New(newRiverLogHandler(d.Log.With("component", "river").Handler())),
 		Queues: map[string]river.QueueConfig{Queue: {
 			MaxWorkers: opts.Workers,
 			// River's defaults cap throughput and add ~0.5 s per stage (DESIGN.md §3).

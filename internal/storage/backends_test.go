@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +153,54 @@ func TestSupabaseErrors(t *testing.T) {
 	fs, _ := storage.NewSupabase(storage.SupabaseOptions{URL: fsrv.URL, Key: "key", Bucket: "docpipe"})
 	if _, err := fs.Stat(ctx, key); !errors.As(err, &se) || se.Status != 500 || !se.Temporary() {
 		t.Fatalf("injected 500: %v", err)
+	}
+}
+
+// A storage service that answers 503 and then 429 before it takes a request does not
+// fail the store's calls: temporary answers are retried (Put with its body rewound).
+func TestSupabaseRetriesTemporaryAnswers(t *testing.T) {
+	ctx := context.Background()
+	twin := mock.NewStorageServer(mock.StorageOptions{APIKey: "key", Buckets: []string{"docpipe"}})
+	var mu sync.Mutex
+	tries := map[string]int{}
+	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tries[r.Method+" "+r.URL.Path]++
+		n := tries[r.Method+" "+r.URL.Path]
+		mu.Unlock()
+		switch n {
+		case 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"statusCode":"503","error":"acquiring_lock_timeout","message":"acquiring lock timeout"}`)
+		case 2:
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"statusCode":"429","error":"too_many_connections","message":"Too many connections"}`)
+		default:
+			twin.ServeHTTP(w, r)
+		}
+	})
+	srv := httptest.NewServer(flaky)
+	defer srv.Close()
+	s, err := storage.NewSupabase(storage.SupabaseOptions{URL: srv.URL + "/storage/v1", Key: "key", Bucket: "docpipe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := storage.RawKey(uuid.New(), uuid.New())
+	const body = "stored through a flaky service"
+	if _, err := s.Put(ctx, key, strings.NewReader(body)); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(got) != body {
+		t.Fatalf("get: %q, %v", got, err)
+	}
+	if st := twin.Stats(); st.Uploads != 1 {
+		t.Fatalf("twin stored %d objects, want 1", st.Uploads)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -336,7 +338,47 @@ func (s *Supabase) do(ctx context.Context, op, key, method, path string, body io
 	return s.doBody(ctx, op, key, method, path, body, n, h)
 }
 
+// supabaseTries is how often a request is sent when the answer says a retry may
+// help (5xx, 429, a network error): three, as the AWS SDK does for S3. Every
+// request the store makes is idempotent (uploads are upserts of the same bytes).
+const supabaseTries = 3
+
+// doBody sends the request, again after a short backoff (200 ms, 400 ms, ±25%) while
+// the answer is temporary and the body can be rewound.
 func (s *Supabase) doBody(ctx context.Context, op, key, method, path string, body io.Reader, n int64, h http.Header) (*http.Response, error) {
+	for try := 1; ; try++ {
+		resp, err := s.send(ctx, op, key, method, path, body, n, h)
+		if err == nil || try == supabaseTries || ctx.Err() != nil || !temporary(err) {
+			return resp, err
+		}
+		if seeker, ok := body.(io.Seeker); ok {
+			if _, serr := seeker.Seek(0, io.SeekStart); serr != nil {
+				return resp, err
+			}
+		} else if body != nil {
+			return resp, err
+		}
+		wait := time.Duration(float64(100*time.Millisecond<<try) * (0.75 + 0.5*rand.Float64()))
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// temporary reports an error a retry may fix: an answer that says so, or a
+// network error.
+func temporary(err error) bool {
+	var se *SupabaseError
+	if errors.As(err, &se) {
+		return se.Temporary()
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func (s *Supabase) send(ctx context.Context, op, key, method, path string, body io.Reader, n int64, h http.Header) (*http.Response, error) {
 	if body == nil {
 		body = http.NoBody
 	}
